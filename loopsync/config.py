@@ -96,6 +96,7 @@ class PmsSettings(Section):
     query_file: Path | None = None
     mode: Literal["incremental", "full"] = "full"
     cursor_column: str = "modified_at"
+    cursor_type: Literal["datetime", "rowversion", "integer"] = "datetime"
     overlap: Duration = timedelta(minutes=2)
     statement_timeout: Duration = timedelta(seconds=60)
     connect_timeout: Duration = timedelta(seconds=15)
@@ -119,6 +120,9 @@ class PropertySettings(Section):
     language_map: dict[str, str] = Field(default_factory=dict)
     location_id: str | None = None
     location_map: dict[str, str] = Field(default_factory=dict)
+    # Used when the PMS gives a date without a time of day.
+    default_arrival_time: TimeOfDay = time(15, 0)
+    default_departure_time: TimeOfDay = time(11, 0)
 
     @field_validator("timezone")
     @classmethod
@@ -291,7 +295,9 @@ def _read_secret_file(path: Path, key: str, source: str, problems: list[str]) ->
     try:
         return path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        problems.append(f"{source}: {key}: cannot read {path}: {exc.strerror}; check path and permissions")
+        problems.append(
+            f"{source}: {key}: cannot read {path}: {exc.strerror}; check path and permissions"
+        )
         return None
 
 
@@ -316,7 +322,10 @@ def load_config(path: Path | None, *, require_file: bool = True) -> LoadedConfig
         except FileNotFoundError:
             if require_file:
                 raise ConfigError(
-                    [f"{path}: no such file; copy config/loopsync.example.toml there, or pass --config"]
+                    [
+                        f"{path}: no such file; copy config/loopsync.example.toml there, "
+                        "or pass --config"
+                    ]
                 ) from None
             raw = b""
         except OSError as exc:
@@ -350,19 +359,31 @@ def load_config(path: Path | None, *, require_file: bool = True) -> LoadedConfig
 
     token = settings.loop.auth_token
     if token is None and settings.loop.auth_token_file is not None:
-        token = _read_secret_file(settings.loop.auth_token_file, "loop.auth_token_file", source, problems)
+        token = _read_secret_file(
+            settings.loop.auth_token_file, "loop.auth_token_file", source, problems
+        )
     if token is None and (cred := _credential("loop_auth_token")) is not None:
         token = _read_secret_file(cred, "loop.auth_token (systemd credential)", source, problems)
     password = settings.pms.password
     if password is None and settings.pms.password_file is not None:
-        password = _read_secret_file(settings.pms.password_file, "pms.password_file", source, problems)
+        password = _read_secret_file(
+            settings.pms.password_file, "pms.password_file", source, problems
+        )
     if password is None and (cred := _credential("pms_password")) is not None:
         password = _read_secret_file(cred, "pms.password (systemd credential)", source, problems)
 
-    if settings.pms.query_file is not None and path is not None and not settings.pms.query_file.is_absolute():
+    if (
+        settings.pms.query_file is not None
+        and path is not None
+        and not settings.pms.query_file.is_absolute()
+    ):
         # A relative query file is relative to the config file, not the working directory.
         settings = settings.model_copy(
-            update={"pms": settings.pms.model_copy(update={"query_file": path.parent / settings.pms.query_file})}
+            update={
+                "pms": settings.pms.model_copy(
+                    update={"query_file": path.parent / settings.pms.query_file}
+                )
+            }
         )
     if problems:
         raise ConfigError(problems)
@@ -378,7 +399,9 @@ def require(config: LoadedConfig, *, pms: bool = False, loop: bool = False) -> N
         if not (settings.pms.url or settings.pms.odbc_connect):
             problems.append(f"{source}: pms.url: required; set the PMS database URL (see README)")
         if settings.pms.query_file is None:
-            problems.append(f"{source}: pms.query_file: required; point it at the SQL that reads reservations")
+            problems.append(
+                f"{source}: pms.query_file: required; point it at the SQL that reads reservations"
+            )
         elif not settings.pms.query_file.is_file():
             problems.append(f"{source}: pms.query_file: {settings.pms.query_file} does not exist")
         if not settings.pms.status_map:
@@ -393,4 +416,3 @@ def require(config: LoadedConfig, *, pms: bool = False, loop: bool = False) -> N
         )
     if problems:
         raise ConfigError(problems)
-

@@ -51,7 +51,9 @@ class Mark(StrEnum):
 
 def utc_iso(moment: datetime) -> str:
     """ISO 8601 in UTC with a `Z`, millisecond precision, as Loop's examples show."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 @dataclass(frozen=True, slots=True)
