@@ -177,8 +177,12 @@ class StateStore:
         self._where = _describe_url(engine.url)
 
     @classmethod
-    def open(cls, url: str) -> StateStore:
-        """Connect, create or migrate the schema; raise `StateStoreError` with what to do."""
+    def open(cls, url: str, *, read_only: bool = False) -> StateStore:
+        """Connect, create or migrate the schema; raise `StateStoreError` with what to do.
+
+        `read_only` (for dry runs) writes nothing: a store that does not exist yet is
+        replaced by an empty one in memory, and an existing one is not migrated.
+        """
         try:
             parsed = sa.make_url(url)
         except sa.exc.ArgumentError:
@@ -188,6 +192,11 @@ class StateStore:
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database or ""
+            if read_only:
+                if not database or database == ":memory:" or not Path(database).exists():
+                    return cls.open("sqlite://")
+                parsed = sa.make_url(f"sqlite:///file:{Path(database).resolve()}?mode=ro&uri=true")
+                database = ""
             if database and database != ":memory:":
                 folder = Path(database).expanduser().resolve().parent
                 if not folder.is_dir():
@@ -200,10 +209,14 @@ class StateStore:
             engine = sa.create_engine(parsed, **kwargs)
         except (SQLAlchemyError, ImportError) as exc:
             raise StateStoreError(f"cannot use state.url {_describe_url(parsed)}: {exc}") from None
-        if parsed.get_backend_name() == "sqlite":
+        if parsed.get_backend_name() == "sqlite" and not read_only:
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         store = cls(engine)
-        store.migrate()
+        if not read_only:
+            store.migrate()
+        elif not sa.inspect(engine).has_table(meta_table.name):
+            engine.dispose()
+            return cls.open("sqlite://")
         return store
 
     def close(self) -> None:

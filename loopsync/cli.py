@@ -1,0 +1,179 @@
+"""The `loopsync` command: argument parsing, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from loopsync import __version__
+from loopsync.config import DEFAULT_CONFIG_PATH, LoadedConfig, load_config, require
+from loopsync.errors import ExitCode, LoopAuthError, LoopsyncError
+from loopsync.logs import add_secrets, setup_logging
+from loopsync.redact import mask, scrub
+
+log = logging.getLogger(__name__)
+
+# Filled once the config is read, so that even an unexpected error's text is scrubbed.
+_secrets: list[str] = []
+
+_MASKED_FIELDS = ("firstname", "lastname", "title", "email", "mobile")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; each subcommand's handler is in `_HANDLERS`."""
+    parser = argparse.ArgumentParser(
+        prog="loopsync",
+        description="Keep Benbria's Loop guest messaging in step with a hotel PMS database.",
+    )
+    parser.add_argument("--version", action="version", version=f"loopsync {__version__}")
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=None,
+        help=f"config file (default {DEFAULT_CONFIG_PATH}, or $LOOPSYNC_CONFIG)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more detail; -vv for debug"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument("--log-format", choices=("text", "json"), default=None)
+    parser.add_argument(
+        "--sync-now", action="store_true", help="run one cycle plus delivery, then exit"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="with --sync-now: print the plan, change nothing"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="with --sync-now: let one cycle past the R12 guard"
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="with --sync-now: read everything (a reconcile)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("run", help="run the daemon (the default)")
+    simulate = commands.add_parser(
+        "simulate-loop", help="run the Loop simulator (for tests and demos)"
+    )
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, default=8765)
+    simulate.add_argument("--token", required=True)
+    demo = commands.add_parser("demo", help="play a day at a demo hotel against the simulator")
+    demo.add_argument("--workdir", type=Path, default=None, help="keep the demo's files here")
+    return parser
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    if args.config is not None:
+        return Path(args.config)
+    return Path(os.environ.get("LOOPSYNC_CONFIG", str(DEFAULT_CONFIG_PATH)))
+
+
+def _load(args: argparse.Namespace) -> LoadedConfig:
+    config = load_config(_config_path(args))
+    secrets = [config.auth_token, config.pms_password or ""]
+    _secrets.extend(secret for secret in secrets if secret)
+    add_secrets(_secrets)
+    return config
+
+
+def _sync_now(args: argparse.Namespace) -> int:
+    from loopsync.app import open_syncer
+
+    config = _load(args)
+    require(config, pms=True, loop=not args.dry_run)
+    if args.dry_run:
+        return _dry_run(config, args)
+    with open_syncer(config) as (syncer, store), store.lock(wait=0):
+        budget = config.settings.loop.delivery_budget
+        summary = syncer.sync_once(full=args.full, force=args.force, budget=budget)
+    print(summary.one_line())
+    if summary.delivery is not None and summary.delivery.auth_error:
+        raise LoopAuthError(summary.delivery.auth_error)
+    return int(ExitCode.OK if summary.ok else ExitCode.DELIVERY)
+
+
+def _dry_run(config: LoadedConfig, args: argparse.Namespace) -> int:
+    from loopsync.app import open_syncer
+
+    with open_syncer(config, read_only=True) as (syncer, _store):
+        plan, summary, _cursor = syncer.plan(full=args.full, force=args.force)
+    print(
+        f"dry run: read {summary.rows_read} rows, rejected {summary.rejected}; nothing was written"
+    )
+    for action in plan.actions:
+        body = {
+            key: mask(value) if key in _MASKED_FIELDS and isinstance(value, str) else value
+            for key, value in action.body.items()
+        }
+        held = f" (held until {action.not_before:%Y-%m-%d %H:%M} UTC)" if action.not_before else ""
+        shown = json.dumps(body, ensure_ascii=False)
+        print(f"{action.reservation_id} {action.kind.value}{held} {shown}")
+    for skipped in plan.skipped:
+        print(f"{skipped.reservation_id} {skipped.kind.value} not sent: {skipped.reason}")
+    print(f"{len(plan.actions)} actions would be queued")
+    return int(ExitCode.OK)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from loopsync.simulator import serve_forever
+
+    serve_forever(args.host, args.port, args.token)
+    return int(ExitCode.OK)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from loopsync.demo import run_demo
+
+    return run_demo(args.workdir)
+
+
+def _run_daemon(args: argparse.Namespace) -> int:
+    from loopsync.daemon import run_daemon
+
+    return run_daemon(_load(args))
+
+
+_HANDLERS: dict[str | None, Callable[[argparse.Namespace], int]] = {
+    "run": _run_daemon,
+    None: _run_daemon,
+    "simulate-loop": _simulate,
+    "demo": _demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `loopsync` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose > 1 else logging.INFO)
+    setup_logging(level, args.log_format or "text")
+    handler = _sync_now if args.sync_now else _HANDLERS[args.command]
+    if (args.dry_run or args.force or args.full) and not args.sync_now:
+        parser.error("--dry-run, --force and --full go with --sync-now")
+    try:
+        return handler(args)
+    except LoopsyncError as exc:
+        for line in str(exc).splitlines():
+            print(f"loopsync: {line}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        log.debug("unexpected error", exc_info=True)
+        text = scrub(f"{type(exc).__name__}: {exc}", _secrets)
+        print(
+            f"loopsync: unexpected error: {text} (run with -vv for the traceback)", file=sys.stderr
+        )
+        if args.verbose:
+            raise
+        return int(ExitCode.UNEXPECTED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""One sync cycle: read the PMS, map, plan, commit, deliver (DESIGN §2).
+
+`Syncer` wires the modules together; the CLI's `--sync-now` and the daemon's jobs
+both go through it. The caller holds the state-store lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from loopsync.config import LoadedConfig
+from loopsync.delivery import Deliverer, DeliveryReport, LoopSender
+from loopsync.errors import LoopsyncError
+from loopsync.mapping import RowMapper, check_columns
+from loopsync.model import Plan, Rejection, Reservation
+from loopsync.pms import PmsSource, decode_cursor, encode_cursor
+from loopsync.rules import Clock, plan_cycle
+from loopsync.store import StateStore
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    """The real clock, in UTC; everything below takes `now` as an argument."""
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class CycleSummary:
+    """What one cycle read, planned and delivered; no guest details."""
+
+    kind: str
+    started_at: datetime
+    rows_read: int = 0
+    rejected: int = 0
+    planned: Counter[str] = field(default_factory=Counter)
+    skipped_events: int = 0
+    cancellations: int = 0
+    delivery: DeliveryReport | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and (self.delivery is None or self.delivery.failures == 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows_read": self.rows_read,
+            "rejected": self.rejected,
+            "planned": dict(self.planned),
+            "skipped_events": self.skipped_events,
+            "cancellations": self.cancellations,
+            "delivery": self.delivery.as_dict() if self.delivery else None,
+        }
+
+    def one_line(self) -> str:
+        """A short summary for the terminal, the journal and systemd's STATUS=."""
+        delivered = self.delivery.delivered if self.delivery else Counter[str]()
+        events = ", ".join(
+            f"{kind} {delivered[kind]}"
+            for kind in ("checkin", "checkout", "roomready")
+            if delivered[kind]
+        )
+        parts = [
+            f"read {self.rows_read} rows",
+            f"rejected {self.rejected}",
+            f"upserted {delivered['upsert']}",
+            f"deleted {delivered['delete']}",
+            f"events: {events or 'none'}",
+        ]
+        if self.delivery is not None:
+            failed = self.delivery.failures
+            parts.append(f"failures {failed}")
+            if self.delivery.held:
+                parts.append(f"held for quiet hours {self.delivery.held}")
+        if self.error:
+            parts.append(f"error: {self.error}")
+        return "; ".join(parts)
+
+
+class Syncer:
+    """Runs cycles against one PMS, one state store and one Loop account."""
+
+    def __init__(
+        self,
+        config: LoadedConfig,
+        store: StateStore,
+        source: PmsSource,
+        client: LoopSender,
+        *,
+        now: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.source = source
+        self._mapper = RowMapper(config.settings.pms, config.settings.property)
+        self._now = now
+        self.deliverer = Deliverer(
+            store,
+            client,
+            config.settings.loop,
+            config.settings.property.zone,
+            now=now,
+            sleep=sleep,
+            stopping=stopping,
+        )
+
+    def clock(self) -> Clock:
+        return Clock(self._now(), self.config.settings.property.zone)
+
+    def plan(
+        self, *, full: bool = False, force: bool = False
+    ) -> tuple[Plan, CycleSummary, str | None]:
+        """Read the PMS and plan a cycle without writing anything; returns the new cursor too."""
+        settings = self.config.settings
+        clock = self.clock()
+        summary = CycleSummary(kind="reconcile" if full else "sync", started_at=clock.now)
+        incremental = settings.pms.mode == "incremental"
+        stored = self.store.cursor() if incremental else None
+        previous = decode_cursor(stored) if stored is not None else None
+        # A reconcile reads everything, but the stored cursor still never moves backwards.
+        since = self.source.since_value(None if full else previous) if incremental else None
+        full_read = full or not incremental or previous is None
+        with self.source.read(since) as result:
+            check_columns(
+                result.columns, cursor_column=settings.pms.cursor_column if incremental else None
+            )
+            plan = plan_cycle(
+                self._reservations(result, summary),
+                self.store.load_states(),
+                clock,
+                settings.rules,
+                known_locations=self.store.known_locations(),
+                full_read=full_read,
+                force=force,
+            )
+            newest = result.max_cursor
+        summary.planned.update(action.kind.value for action in plan.actions)
+        summary.skipped_events = len(plan.skipped)
+        summary.cancellations = plan.cancellations
+        for skipped in plan.skipped:
+            log.info(
+                "%s %s: not sent, %s", skipped.reservation_id, skipped.kind.value, skipped.reason
+            )
+        cursor = None
+        if incremental and newest is not None:
+            cursor = encode_cursor(_later(previous, newest))
+        return plan, summary, cursor
+
+    def _reservations(self, rows: Any, summary: CycleSummary) -> Iterator[Reservation]:
+        for row in rows:
+            summary.rows_read += 1
+            mapped = self._mapper.map_row(row)
+            if isinstance(mapped, Rejection):
+                summary.rejected += 1
+                log.warning(
+                    "reservation %s rejected: %s", mapped.reservation_id or "(no id)", mapped.reason
+                )
+                continue
+            yield mapped
+
+    def run_cycle(self, *, full: bool = False, force: bool = False) -> CycleSummary:
+        """Plan a cycle and commit its states and actions in one transaction."""
+        plan, summary, cursor = self.plan(full=full, force=force)
+        self.store.commit_plan(plan, now=self.clock().now, cursor=cursor)
+        return summary
+
+    def deliver(self, budget: timedelta | None) -> DeliveryReport:
+        """Send the outbox; see `Deliverer.deliver_pending`."""
+        return self.deliverer.deliver_pending(budget)
+
+    def sync_once(
+        self, *, full: bool = False, force: bool = False, budget: timedelta | None = None
+    ) -> CycleSummary:
+        """One cycle plus delivery, recorded in the run history, whatever happens."""
+        started = self._now()
+        summary = CycleSummary(kind="reconcile" if full else "sync", started_at=started)
+        try:
+            summary = self.run_cycle(full=full, force=force)
+            summary.started_at = started
+            summary.delivery = self.deliver(budget)
+            if summary.delivery.auth_error:
+                summary.error = summary.delivery.auth_error
+            self.store.purge(self._now(), self.config.settings.rules.retention_days)
+        except LoopsyncError as exc:
+            summary.error = str(exc)
+            raise
+        finally:
+            self.store.record_run(
+                summary.kind,
+                started,
+                self._now(),
+                ok=summary.ok,
+                summary=summary.as_dict(),
+                error=summary.error or (summary.delivery.last_error if summary.delivery else None),
+            )
+        return summary
+
+
+def _later(previous: object | None, newest: object) -> object:
+    """The cursor never moves backwards: keep the larger of the stored and the newest value."""
+    if previous is None:
+        return newest
+    try:
+        return newest if newest > previous else previous  # type: ignore[operator]
+    except TypeError:
+        return newest
