@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
-__all__ = ["MASK", "SecretFilter", "mask", "scrub"]
+__all__ = ["MASK", "SecretFilter", "mask", "protect_library_loggers", "scrub"]
 
 MASK = "***"
 _BULLET = "•"
@@ -21,6 +22,15 @@ _BULLET = "•"
 # URL inside a log line, a repr() or an exception message can be followed by.
 _AUTH_TOKEN_PARAM = re.compile(r"(authToken=)[^&#\s'\"<>]*", re.IGNORECASE)
 _WORD = re.compile(r"\w+")
+# urllib3 logs request URLs, query string (hence the token) included, at DEBUG and WARNING.
+_URL_LOGGING_LIBRARIES = (
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+)
+_protect_lock = threading.Lock()
 _PHONE = re.compile(r"\+?[\d\s().\-/]+")
 
 
@@ -75,6 +85,19 @@ class SecretFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = self._scrub(record.stack_info)
         return True
+
+
+def protect_library_loggers() -> None:
+    """Scrub `authToken=` from the records of the HTTP libraries' loggers; idempotent.
+
+    A logger's filters act before its records reach any handler, so this covers
+    handlers that carry no `SecretFilter` (a test runner's, a library user's).
+    """
+    with _protect_lock:
+        for name in _URL_LOGGING_LIBRARIES:
+            library_logger = logging.getLogger(name)
+            if not any(isinstance(item, SecretFilter) for item in library_logger.filters):
+                library_logger.addFilter(SecretFilter())
 
 
 def _mask_word(match: re.Match[str]) -> str:
