@@ -86,13 +86,19 @@ def roomready_due(
     room_ready: bool,
     arrival_date: date,
     handled_room: str | None,
+    checked_in_before: bool,
     clock: Clock,
     rules: RulesSettings,
 ) -> bool:
-    """R4: a reserved stay's room is ready on its arrival day, after `roomready_from`."""
+    """R4: a reserved stay's room is ready on its arrival day, after `roomready_from`.
+
+    A stay that was checked in once (a reversed check-in, R8) never gets one: the guest
+    may already be in the room.
+    """
     local = clock.local
     return (
         status is Status.RESERVED
+        and not checked_in_before
         and room is not None
         and room_ready
         and arrival_date == local.date()
@@ -163,6 +169,7 @@ def plan_reservation(
             reservation.room_ready,
             reservation.arrival_date,
             roomready_room,
+            checkin is not None,
             clock,
             rules,
         )
@@ -246,6 +253,7 @@ def plan_due_roomready(state: StayState, clock: Clock, rules: RulesSettings) -> 
         state.room_ready,
         state.arrival_date,
         state.roomready_room,
+        state.checkin is not None,
         clock,
         rules,
     ):
@@ -296,6 +304,8 @@ def still_fits(
     if kind is ActionKind.ROOMREADY:
         if state.status is not Status.RESERVED:
             return f"the stay is already {state.status.value}"
+        if state.checkin is not None:
+            return "the guest has been checked in before"
         if state.room != room:
             return "the guest has moved to another room"
         if not state.room_ready:

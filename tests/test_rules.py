@@ -207,7 +207,8 @@ def test_stays_outside_the_horizon_are_ignored():
     old = reservation("O", arrival_day=ARRIVAL_DAY - timedelta(days=10))
     store = MemoryStore()
     plan = store.cycle([far, old], MORNING)
-    assert plan.actions == [] and store.states == {}
+    assert plan.actions == []
+    assert store.states == {}
     assert in_horizon(far.arrival, far.departure, MORNING, rules(future_days=60))
 
 
@@ -280,6 +281,16 @@ def test_still_fits_drops_stale_events_at_delivery():
         == "the stay is now cancelled"
     )
     assert still_fits(ActionKind.UPSERT, None, None, clock) is None
+
+
+def test_no_roomready_after_a_reversed_check_in():
+    res = reservation("A")
+    store = live_store(res, moment=local(ARRIVAL_DAY, 6))
+    store.cycle([replace(res, status=Status.CHECKED_IN)], local(ARRIVAL_DAY, 7))
+    plan = store.cycle([replace(res, room_ready=True)], local(ARRIVAL_DAY, 9))
+    assert kinds(plan) == [("A", "upsert")]
+    reason = still_fits(ActionKind.ROOMREADY, "101", store.states["A"], clock_at(MORNING))
+    assert reason == "the guest has been checked in before"
 
 
 def test_new_property_gets_its_own_baseline():

@@ -57,6 +57,7 @@ class ReferenceModel:
         local_now = now.astimezone(clock_at(now).zone)
         return (
             res.status is Status.RESERVED
+            and not self.checkin_handled  # never after a check-in, even a reversed one
             and res.room_ready
             and res.arrival_date == local_now.date()
             and local_now.time() >= SETTINGS.roomready_from
@@ -162,7 +163,8 @@ def _assert_guarantees(delivered: list[tuple[datetime, Action, Status]]) -> None
     for at, action, status in events:
         assert status not in CANCELLED_STATUSES, "an event for a cancelled stay"
         if action.kind is ActionKind.ROOMREADY:
-            assert not checked_in and status is Status.RESERVED, "roomready once checked in"
+            assert not checked_in, "roomready once checked in"
+            assert status is Status.RESERVED, "roomready for a stay not reserved"
         if action.kind is ActionKind.CHECKIN:
             checked_in = True
         if action.kind in SETTINGS.quiet_events:
