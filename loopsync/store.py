@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -39,6 +40,11 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
 
     impl = sa.DateTime
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))  # keep microseconds
+        return dialect.type_descriptor(sa.DateTime())
 
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:  # noqa: ARG002
         if value is None:
@@ -323,28 +329,36 @@ class StateStore:
     def _server_lock(self, backend: str, deadline: float) -> Iterator[None]:
         # A session-level lock on a connection of its own: the server releases it if we die.
         conn = self.engine.connect()
+        key = "loopsync:" + (self.engine.url.database or "")
+        if backend == "postgresql":
+            take, release = (
+                "SELECT pg_try_advisory_lock(hashtext(:k))",
+                "SELECT pg_advisory_unlock(hashtext(:k))",
+            )
+        else:
+            key = key[:64]
+            take, release = "SELECT GET_LOCK(:k, 0)", "SELECT RELEASE_LOCK(:k)"
+        held = False
         try:
-            key = "loopsync:" + (self.engine.url.database or "")
-            while True:
-                if backend == "postgresql":
-                    got = conn.execute(
-                        sa.text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": key}
-                    ).scalar()
-                else:
-                    got = conn.execute(sa.text("SELECT GET_LOCK(:k, 0)"), {"k": key[:64]}).scalar()
+            while not held:
+                held = bool(conn.execute(sa.text(take), {"k": key}).scalar())
                 conn.commit()
-                if got:
-                    break
-                if time.monotonic() >= deadline:
-                    raise LockHeldError(self._held_message(self._get_meta("lock_holder")))
-                time.sleep(0.2)
+                if not held:
+                    if time.monotonic() >= deadline:
+                        raise LockHeldError(self._held_message(self._get_meta("lock_holder")))
+                    time.sleep(0.2)
             with self._begin() as meta_conn:
-                self._set_meta(
-                    meta_conn, "lock_holder", f"pid {os.getpid()} on {socket.gethostname()}"
-                )
+                holder = f"pid {os.getpid()} on {socket.gethostname()}"
+                self._set_meta(meta_conn, "lock_holder", holder)
             yield
         finally:
-            conn.close()  # ends the session, and with it the lock
+            with contextlib.suppress(SQLAlchemyError):
+                if held:
+                    conn.execute(sa.text(release), {"k": key})
+                    conn.commit()
+            # Never hand a lock-holding session back to the pool.
+            conn.invalidate()
+            conn.close()
 
     # --- stays ----------------------------------------------------------------------------
 
