@@ -218,9 +218,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("PATCH")
 
     def _read_body(self) -> bytes | None:
+        """The request body, or None when its length is not given plainly."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return None
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return None
         return self.rfile.read(length) if length > 0 else b""
 
     def _send(self, reply: _Reply) -> None:
@@ -241,18 +245,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         simulator = self.server.simulator
         url = urlsplit(self.path)
+        raw = self._read_body()
+        if raw is None:
+            self.close_connection = True  # the rest of the stream cannot be framed
+            self._send(_failure(411, "a valid Content-Length is required"))
+            return
         if url.path == STATE_PATH:
             reply = (
                 _Reply(200, simulator.state())
                 if method == "GET"
-                else _Reply(405, {"status": "Failure", "message": "method not allowed"})
+                else _failure(405, f"{method} is not allowed on {STATE_PATH}")
             )
             self._send(reply)
-            return
-        raw = self._read_body()
-        if raw is None:
-            self.close_connection = True
-            self._send(_failure(411, "a Content-Length is required"))
             return
         request = _Request(
             method=method,

@@ -269,6 +269,7 @@ def test_hang_is_unknown_and_the_request_did_arrive(sim: LoopSimulator) -> None:
     assert reply.outcome is Outcome.UNKNOWN
     assert reply.http_status is None
     assert reply.detail == "no reply within 0.3 s (read timeout)"
+    assert sim.wait_for_received(1)
     arrived = sim.received
     assert [(r.path, r.fault, r.processed) for r in arrived] == [
         ("/api/v1/ContactEvent", "hang", False)

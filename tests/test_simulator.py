@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -162,6 +163,22 @@ def test_token_is_checked_and_never_recorded(sim: LoopSimulator, token: str | No
     assert list(sim.contacts) == ["R1"]
 
 
+def test_a_chunked_body_is_refused(sim: LoopSimulator) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=5)
+    try:
+        connection.request(
+            "POST",
+            f"{CONTACT}?authToken={TEST_TOKEN}",
+            body=iter([b"{}"]),
+            headers={"Content-Type": "application/json"},
+            encode_chunked=True,
+        )
+        assert connection.getresponse().status == 411
+    finally:
+        connection.close()
+    assert sim.received == []
+
+
 def test_unknown_endpoint_and_method(sim: LoopSimulator) -> None:
     assert call(sim, "POST", "/api/v1/Contacts", guest()).status_code == 404
     reply = call(sim, "PUT", CONTACT, guest())
@@ -254,6 +271,7 @@ def test_state_endpoint_needs_no_token_and_is_not_recorded(sim: LoopSimulator) -
     assert state["events"] == sim.events
     assert state["deleted"] == []
     assert len(sim.received) == 2
+    assert requests.post(sim.base_url + "/_simulator/state", timeout=5).status_code == 405
 
 
 def test_clear_forgets_everything_but_keeps_counting(sim: LoopSimulator) -> None:
