@@ -1,0 +1,158 @@
+"""Config loading: files, environment, secrets, and every problem reported at once."""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from pathlib import Path
+
+import pytest
+
+from loopsync.config import Settings, load_config, parse_duration, require
+from loopsync.errors import ConfigError
+
+EXAMPLE = Path(__file__).parent.parent / "config" / "loopsync.example.toml"
+
+
+def write(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
+    path = tmp_path / "loopsync.toml"
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+def test_example_config_loads_and_documents_every_key():
+    config = load_config(EXAMPLE)
+    assert config.settings.rules.max_event_age == timedelta(hours=6)
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for section_name, section in Settings.model_fields.items():
+        assert f"[{section_name}]" in text
+        model = section.annotation
+        for key in model.model_fields:  # type: ignore[union-attr]
+            pattern = rf"^(#? ?{key} =|\[{section_name}\.{key}\])"
+            assert re.search(pattern, text, re.MULTILINE), f"{section_name}.{key} undocumented"
+
+
+def test_every_problem_is_reported_at_once_with_file_and_key(tmp_path: Path):
+    path = write(
+        tmp_path,
+        """
+[pms]
+mode = "sometimes"
+status_map = { R = "reserved", X = "gone" }
+[property]
+timezone = "Mars/Olympus"
+[rules]
+quiet_hours = "22:00-8"
+max_event_age = "6 hours"
+typo = 1
+[loop]
+base_url = "blazeloop.net"
+""",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [
+        f"{path}: pms.mode: Input should be 'incremental' or 'full'",
+        f"{path}: pms.status_map.X: Input should be 'reserved', 'checked_in', 'checked_out', "
+        "'cancelled' or 'no_show'",
+        f"{path}: property.timezone: 'Mars/Olympus' is not an IANA time zone; "
+        "use a name such as 'Europe/Amsterdam'",
+        f"{path}: rules.max_event_age: '6 hours' is not a duration; write e.g. 30, '90s', '2m' or '6h'",
+        f"{path}: rules.quiet_hours: '8' is not a time of day; write it as HH:MM, e.g. '08:00'",
+        f"{path}: rules.typo: unknown key; check its spelling against config/loopsync.example.toml",
+        f"{path}: loop.base_url: 'blazeloop.net' is not a base URL; "
+        "write it as 'https://<account>.blazeloop.net'",
+    ]
+
+
+def test_invalid_toml_and_missing_file_are_one_line_each(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"not valid TOML"):
+        load_config(write(tmp_path, "[pms\nurl="))
+    with pytest.raises(ConfigError, match=r"no such file; copy config/loopsync.example.toml"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = write(tmp_path, '[rules]\nhistory_days = 3\n[loop]\nbase_url = "http://a.example"\n')
+    monkeypatch.setenv("LOOPSYNC_RULES__HISTORY_DAYS", "5")
+    monkeypatch.setenv("LOOPSYNC_LOOP__AUTH_TOKEN", "from-env")
+    config = load_config(path)
+    assert config.settings.rules.history_days == 5
+    assert config.settings.loop.base_url == "http://a.example"
+    assert config.auth_token == "from-env"
+
+
+def test_secrets_from_files_and_systemd_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    token_file = tmp_path / "token"
+    token_file.write_text("tok-from-file\n")
+    path = write(tmp_path, f'[loop]\nauth_token_file = "{token_file}"\n')
+    assert load_config(path).auth_token == "tok-from-file"
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    (credentials / "loop_auth_token").write_text("tok-from-systemd")
+    (credentials / "pms_password").write_text("pw-from-systemd")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    config = load_config(write(tmp_path, ""))
+    assert (config.auth_token, config.pms_password) == ("tok-from-systemd", "pw-from-systemd")
+    assert "tok-from-systemd" not in repr(config)
+    assert "tok-from" not in repr(config.settings)
+
+
+def test_secret_in_a_world_readable_file_is_refused(tmp_path: Path):
+    path = write(
+        tmp_path,
+        '[loop]\nauth_token = "abc"\n[pms]\nurl = "mysql+pymysql://u:pw@h/db"\n',
+        mode=0o644,
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert len(caught.value.problems) == 2
+    assert "loop.auth_token: a secret in a world-readable file" in caught.value.problems[0]
+    assert "pms.url: contains a password" in caught.value.problems[1]
+    assert (
+        load_config(write(tmp_path, '[loop]\nauth_token = "abc"\n', mode=0o600)).auth_token == "abc"
+    )
+
+
+def test_unreadable_secret_file_names_the_key(tmp_path: Path):
+    path = write(tmp_path, f'[pms]\npassword_file = "{tmp_path / "nope"}"\n')
+    with pytest.raises(ConfigError, match=r"pms.password_file: cannot read .*nope"):
+        load_config(path)
+
+
+def test_require_names_every_missing_key(tmp_path: Path):
+    config = load_config(write(tmp_path, ""))
+    with pytest.raises(ConfigError) as caught:
+        require(config, pms=True, loop=True)
+    keys = [problem.split(": ")[1] for problem in caught.value.problems]
+    assert keys == ["pms.url", "pms.query_file", "pms.status_map", "loop.auth_token"]
+
+
+def test_relative_query_file_is_relative_to_the_config(tmp_path: Path):
+    config = load_config(write(tmp_path, '[pms]\nquery_file = "q.sql"\n'))
+    assert config.settings.pms.query_file == tmp_path / "q.sql"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        (30, 30),
+        ("90s", 90),
+        ("2m", 120),
+        ("1h30m", 5400),
+        ("7d", 604800),
+        ("250ms", 0.25),
+        ("45", 45),
+    ],
+)
+def test_durations(text: object, seconds: float):
+    assert parse_duration(text).total_seconds() == seconds
+
+
+def test_quiet_hours_off_and_times(tmp_path: Path):
+    config = load_config(write(tmp_path, '[rules]\nquiet_hours = "off"\nroomready_from = "9:30"\n'))
+    assert config.settings.rules.quiet_hours is None
+    assert config.settings.rules.roomready_from == time(9, 30)
