@@ -58,7 +58,8 @@ base_url = "blazeloop.net"
         "'cancelled' or 'no_show'",
         f"{path}: property.timezone: 'Mars/Olympus' is not an IANA time zone; "
         "use a name such as 'Europe/Amsterdam'",
-        f"{path}: rules.max_event_age: '6 hours' is not a duration; write e.g. 30, '90s', '2m' or '6h'",
+        f"{path}: rules.max_event_age: '6 hours' is not a duration; "
+        "write e.g. 30, '90s', '2m' or '6h'",
         f"{path}: rules.quiet_hours: '8' is not a time of day; write it as HH:MM, e.g. '08:00'",
         f"{path}: rules.typo: unknown key; check its spelling against config/loopsync.example.toml",
         f"{path}: loop.base_url: 'blazeloop.net' is not a base URL; "
