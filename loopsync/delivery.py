@@ -65,7 +65,7 @@ def backoff_delay(
 ) -> float:
     """Seconds to wait before try `attempts + 1`: exponential, jittered, honouring Retry-After."""
     ceiling = settings.retry_max.total_seconds()
-    delay = min(settings.retry_base.total_seconds() * 2 ** max(attempts - 1, 0), ceiling)
+    delay = min(settings.retry_base.total_seconds() * 2.0 ** max(attempts - 1, 0), ceiling)
     delay = delay / 2 + rng.uniform(0, delay / 2)
     if retry_after is not None:
         delay = max(delay, min(retry_after, settings.retry_after_cap.total_seconds()))

@@ -276,15 +276,20 @@ class StateStore:
     # --- single-instance lock -------------------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self, wait: float = 0.0) -> Iterator[None]:
-        """Hold the store exclusively; after `wait` seconds raise `LockHeldError`."""
+    def lock(self, wait: float = 0.0, name: str = "work") -> Iterator[None]:
+        """Hold the store exclusively; after `wait` seconds raise `LockHeldError`.
+
+        Two names are used: "work" around every cycle and delivery (so two processes
+        never deliver in parallel), and "daemon" for a daemon's whole life (so a
+        second daemon refuses to start, while `--sync-now` can still take turns).
+        """
         backend = self.engine.url.get_backend_name()
         deadline = time.monotonic() + wait
         if backend == "sqlite":
-            with self._file_lock(deadline):
+            with self._file_lock(deadline, name):
                 yield
         elif backend in ("postgresql", "mysql", "mariadb"):
-            with self._server_lock(backend, deadline):
+            with self._server_lock(backend, deadline, name):
                 yield
         else:
             raise StateStoreError(
@@ -300,12 +305,12 @@ class StateStore:
         )
 
     @contextlib.contextmanager
-    def _file_lock(self, deadline: float) -> Iterator[None]:
+    def _file_lock(self, deadline: float, name: str) -> Iterator[None]:
         database = self.engine.url.database or ""
         if not database or database == ":memory:":
             yield
             return
-        path = Path(database).expanduser().resolve().with_suffix(".lock")
+        path = Path(database).expanduser().resolve().with_suffix(f".{name}.lock")
         handle = path.open("a+")
         try:
             while True:
@@ -326,10 +331,10 @@ class StateStore:
             handle.close()  # closing releases the flock
 
     @contextlib.contextmanager
-    def _server_lock(self, backend: str, deadline: float) -> Iterator[None]:
+    def _server_lock(self, backend: str, deadline: float, name: str) -> Iterator[None]:
         # A session-level lock on a connection of its own: the server releases it if we die.
         conn = self.engine.connect()
-        key = "loopsync:" + (self.engine.url.database or "")
+        key = f"loopsync:{name}:" + (self.engine.url.database or "")
         if backend == "postgresql":
             take, release = (
                 "SELECT pg_try_advisory_lock(hashtext(:k))",
@@ -345,11 +350,12 @@ class StateStore:
                 conn.commit()
                 if not held:
                     if time.monotonic() >= deadline:
-                        raise LockHeldError(self._held_message(self._get_meta("lock_holder")))
+                        holder = self._get_meta(f"lock_holder_{name}")
+                        raise LockHeldError(self._held_message(holder))
                     time.sleep(0.2)
             with self._begin() as meta_conn:
                 holder = f"pid {os.getpid()} on {socket.gethostname()}"
-                self._set_meta(meta_conn, "lock_holder", holder)
+                self._set_meta(meta_conn, f"lock_holder_{name}", holder)
             yield
         finally:
             with contextlib.suppress(SQLAlchemyError):
