@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 _secrets: list[str] = []
 
 _MASKED_FIELDS = ("firstname", "lastname", "title", "email", "mobile")
+_STATES = ("pending", "uncertain", "dead", "done", "dropped")
+# How long --sync-now waits for a cycle of the daemon to finish before giving up.
+_WORK_LOCK_WAIT = 60.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +60,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="run the daemon (the default)")
+    commands.add_parser("check", help="validate the config, run the PMS query once, reach Loop")
+    status = commands.add_parser("status", help="last runs, outbox counts, cursor, last error")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    outbox = commands.add_parser("outbox", help="list, retry or drop queued actions")
+    outbox_commands = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
+    listing = outbox_commands.add_parser("list", help="show entries, newest first")
+    listing.add_argument("--state", action="append", choices=_STATES, help="only these states")
+    listing.add_argument("--limit", type=int, default=50)
+    for name, text in (("retry", "queue parked entries again"), ("drop", "drop entries for good")):
+        action = outbox_commands.add_parser(name, help=text)
+        action.add_argument("ids", nargs="*", type=int, help="entry ids (default: by state)")
+        action.add_argument("--uncertain", action="store_true", help="every uncertain entry")
+        action.add_argument("--dead", action="store_true", help="every dead entry")
+        if name == "drop":
+            action.add_argument("--pending", action="store_true", help="every pending entry")
+    resync = commands.add_parser("resync", help="push contacts to Loop again, without events")
+    resync.add_argument("--reservation", default=None, help="only this reservation id")
     simulate = commands.add_parser(
         "simulate-loop", help="run the Loop simulator (for tests and demos)"
     )
@@ -89,7 +109,7 @@ def _sync_now(args: argparse.Namespace) -> int:
     require(config, pms=True, loop=not args.dry_run)
     if args.dry_run:
         return _dry_run(config, args)
-    with open_syncer(config) as (syncer, store), store.lock(wait=0):
+    with open_syncer(config) as (syncer, store), store.lock(wait=_WORK_LOCK_WAIT):
         budget = config.settings.loop.delivery_budget
         summary = syncer.sync_once(full=args.full, force=args.force, budget=budget)
     print(summary.one_line())
@@ -139,9 +159,54 @@ def _run_daemon(args: argparse.Namespace) -> int:
     return run_daemon(_load(args))
 
 
+def _check(args: argparse.Namespace) -> int:
+    from loopsync import admin
+
+    return admin.check(_load(args))
+
+
+def _status(args: argparse.Namespace) -> int:
+    from loopsync import admin
+
+    return admin.status(_load(args), as_json=args.json)
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    from loopsync import admin
+
+    config = _load(args)
+    if args.outbox_command == "list":
+        return admin.outbox_list(config, args.state, args.limit)
+    states = [name for name in _STATES if getattr(args, name, False)]
+    if not args.ids and not states:
+        raise UsageError(
+            "say which entries: ids, or --uncertain/--dead "
+            f"(loopsync outbox {args.outbox_command} --help)"
+        )
+    if args.outbox_command == "retry":
+        return admin.outbox_retry(config, args.ids, states)
+    return admin.outbox_drop(config, args.ids, states)
+
+
+def _resync(args: argparse.Namespace) -> int:
+    from loopsync import admin
+
+    return admin.resync(_load(args), args.reservation)
+
+
+class UsageError(LoopsyncError):
+    """The command line asks for something that cannot be done as written."""
+
+    exit_code = ExitCode.USAGE
+
+
 _HANDLERS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "run": _run_daemon,
     None: _run_daemon,
+    "check": _check,
+    "status": _status,
+    "outbox": _outbox,
+    "resync": _resync,
     "simulate-loop": _simulate,
     "demo": _demo,
 }

@@ -6,6 +6,7 @@ both go through it. The caller holds the state-store lock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -17,8 +18,17 @@ from typing import Any
 from loopsync.config import LoadedConfig
 from loopsync.delivery import Deliverer, DeliveryReport, LoopSender
 from loopsync.errors import LoopsyncError
-from loopsync.mapping import RowMapper, check_columns
-from loopsync.model import Plan, Rejection, Reservation
+from loopsync.mapping import RowMapper
+from loopsync.model import (
+    LIVE_STATUSES,
+    Action,
+    ActionKind,
+    Plan,
+    Rejection,
+    Reservation,
+    StayState,
+    payload_hash,
+)
 from loopsync.pms import PmsSource, decode_cursor, encode_cursor
 from loopsync.rules import Clock, plan_cycle
 from loopsync.store import StateStore
@@ -130,9 +140,6 @@ class Syncer:
         since = self.source.since_value(None if full else previous) if incremental else None
         full_read = full or not incremental or previous is None
         with self.source.read(since) as result:
-            check_columns(
-                result.columns, cursor_column=settings.pms.cursor_column if incremental else None
-            )
             plan = plan_cycle(
                 self._reservations(result, summary),
                 self.store.load_states(),
@@ -172,6 +179,34 @@ class Syncer:
         plan, summary, cursor = self.plan(full=full, force=force)
         self.store.commit_plan(plan, now=self.clock().now, cursor=cursor)
         return summary
+
+    def resync(self, reservation_id: str | None = None) -> int:
+        """Queue the whole contact of every known live stay again (or of one), no events.
+
+        For when Loop lost contacts. Reads the PMS in full; only the sent-payload hash of
+        each stay changes, so the rules' event bookkeeping is untouched.
+        """
+        settings = self.config.settings
+        states = self.store.load_states()
+        clock = self.clock()
+        changed: list[StayState] = []
+        actions: list[Action] = []
+        since = self.source.since_value(None) if settings.pms.mode == "incremental" else None
+        summary = CycleSummary(kind="resync", started_at=clock.now)
+        with self.source.read(since) as result:
+            for reservation in self._reservations(result, summary):
+                state = states.get(reservation.reservation_id)
+                if state is None or (
+                    reservation_id and reservation.reservation_id != reservation_id
+                ):
+                    continue
+                if reservation.status not in LIVE_STATUSES or reservation.room is None:
+                    continue
+                payload = reservation.contact_payload()
+                actions.append(Action(reservation.reservation_id, ActionKind.UPSERT, payload))
+                changed.append(dataclasses.replace(state, payload_hash=payload_hash(payload)))
+        self.store.commit_plan(Plan(states=changed, actions=actions), now=clock.now, cursor=None)
+        return len(actions)
 
     def deliver(self, budget: timedelta | None) -> DeliveryReport:
         """Send the outbox; see `Deliverer.deliver_pending`."""
