@@ -1,0 +1,413 @@
+"""What loopsync must know about each database engine to read a PMS safely.
+
+Kept apart from `loopsync.pms` so that the per-engine choices are small pure
+functions, testable without the engine: the connect arguments, the SQL that makes a
+session read-only and bounded in time, how text travels through pyodbc, how a raw
+ODBC connection string is read, and which driver errors mean "wrong login" or
+"timed out". Also registers a `postgresql+pyodbc` SQLAlchemy dialect, which
+SQLAlchemy does not ship.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import Enum
+from typing import Any
+
+from sqlalchemy.connectors.pyodbc import PyODBCConnector
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.postgresql.base import PGDialect
+from sqlalchemy.engine import URL, Connection
+
+from loopsync.errors import PmsError
+
+log = logging.getLogger(__name__)
+
+MASK = "***"
+
+# pyodbc's constants, spelled out so that importing this module does not need pyodbc.
+_SQL_CHAR = 1
+_SQL_WCHAR = -8
+
+_ODBC_PASSWORD_KEYS = frozenset({"pwd", "password"})
+
+# --- raw ODBC connection strings -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OdbcPart:
+    """One `KEY=value` attribute of an ODBC connection string, as written and as meant."""
+
+    key: str
+    value: str
+    raw: str
+
+
+def parse_odbc(text: str) -> list[OdbcPart]:
+    """Split an ODBC connection string into attributes; `{...}` values may hold `;` and `}}`."""
+    parts: list[OdbcPart] = []
+    position = 0
+    length = len(text)
+    while position < length:
+        start = position
+        equals = text.find("=", position)
+        semicolon = text.find(";", position)
+        if equals < 0 or (0 <= semicolon < equals):
+            # A segment without `=` (stray text or an empty `;;`): keep it as written.
+            end = length if semicolon < 0 else semicolon
+            if text[start:end].strip():
+                parts.append(OdbcPart(text[start:end].strip(), "", text[start:end]))
+            position = end + 1
+            continue
+        key = text[position:equals].strip()
+        position = equals + 1
+        if text[position : position + 1] == "{":
+            value_chars: list[str] = []
+            position += 1
+            while position < length:
+                char = text[position]
+                if char == "}":
+                    if text[position + 1 : position + 2] == "}":
+                        value_chars.append("}")
+                        position += 2
+                        continue
+                    position += 1
+                    break
+                value_chars.append(char)
+                position += 1
+            value = "".join(value_chars)
+            end = text.find(";", position)
+            end = length if end < 0 else end
+        else:
+            end = text.find(";", position)
+            end = length if end < 0 else end
+            value = text[position:end].strip()
+        parts.append(OdbcPart(key, value, text[start:end]))
+        position = end + 1
+    return parts
+
+
+def odbc_attribute(key: str, value: str) -> str:
+    """Render `KEY=value`, braced (with `}` doubled) when the value needs it."""
+    if value == "" or re.search(r"[;{}=\s]", value) or value != value.strip():
+        return f"{key}={{{value.replace('}', '}}')}}}"
+    return f"{key}={value}"
+
+
+def odbc_get(parts: list[OdbcPart], key: str) -> str | None:
+    """The value of attribute `key` (case-insensitive), or None."""
+    wanted = key.lower()
+    for part in parts:
+        if part.key.lower() == wanted:
+            return part.value
+    return None
+
+
+def odbc_passwords(text: str) -> list[str]:
+    """The passwords written in an ODBC connection string (for scrubbing)."""
+    return [part.value for part in parse_odbc(text) if part.key.lower() in _ODBC_PASSWORD_KEYS]
+
+
+def redact_odbc(text: str) -> str:
+    """The connection string with its password shown as `***`, safe for messages and logs."""
+    rendered = [
+        f"{part.key}={MASK}" if part.key.lower() in _ODBC_PASSWORD_KEYS else part.raw.strip()
+        for part in parse_odbc(text)
+    ]
+    return ";".join(rendered)
+
+
+def infer_odbc_backend(text: str) -> str:
+    """The backend (`mssql`, `mysql`, `postgresql`) that a connection string's DRIVER= names."""
+    driver = odbc_get(parse_odbc(text), "driver")
+    name = (driver or "").lower()
+    if any(marker in name for marker in ("sql server", "freetds", "tds")):
+        return "mssql"
+    if "mariadb" in name or "mysql" in name:
+        return "mysql"
+    if "postgres" in name or "psql" in name:
+        return "postgresql"
+    what = f"DRIVER={{{driver}}}" if driver else "no DRIVER="
+    raise PmsError(
+        f"pms.odbc_connect: cannot tell which database it points at ({what}); "
+        "name a SQL Server, FreeTDS, MariaDB, MySQL or PostgreSQL driver, or set pms.url "
+        "instead, e.g. mssql+pyodbc:///?odbc_connect=..."
+    )
+
+
+def prepare_odbc(text: str, backend: str, password: str | None, fetch_size: int) -> str:
+    """The connection string loopsync connects with: password, charset and streaming added.
+
+    A password given apart from the string replaces any `PWD=` in it. MariaDB/MySQL get
+    `CHARSET=utf8mb4` unless one is set (text is decoded as UTF-8). psqlODBC gets
+    `UseDeclareFetch=1;Fetch=<fetch_size>`, or it reads the whole result into memory.
+    """
+    parts = parse_odbc(text)
+    keep = [
+        part.raw.strip()
+        for part in parts
+        if not (password and part.key.lower() in _ODBC_PASSWORD_KEYS) and part.raw.strip()
+    ]
+    if backend == "mysql" and odbc_get(parts, "charset") is None:
+        keep.append("CHARSET=utf8mb4")
+    if backend == "postgresql":
+        if odbc_get(parts, "usedeclarefetch") is None:
+            keep.append("UseDeclareFetch=1")
+        if odbc_get(parts, "fetch") is None:
+            keep.append(f"Fetch={fetch_size}")
+    if password:
+        keep.append(odbc_attribute("PWD", password))
+    return ";".join(keep) + ";"
+
+
+# --- connecting and the session ---------------------------------------------------
+
+
+def _whole_seconds(duration: timedelta) -> int:
+    return max(1, math.ceil(duration.total_seconds()))
+
+
+def connect_args(url: URL, connect_timeout: timedelta) -> dict[str, Any]:
+    """The DBAPI `connect()` keyword that bounds connecting, unless the URL already sets it."""
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    key: str
+    value: float
+    if driver == "pyodbc":
+        key, value = "timeout", _whole_seconds(connect_timeout)  # ODBC login timeout
+    elif driver in ("pymysql", "mysqldb", "mariadbconnector"):
+        key, value = "connect_timeout", _whole_seconds(connect_timeout)
+    elif driver in ("psycopg", "psycopg2"):
+        key, value = "connect_timeout", max(2, _whole_seconds(connect_timeout))  # libpq minimum
+    elif backend == "sqlite":
+        # sqlite3's `timeout` is its busy timeout: how long to wait for a writer's lock.
+        key, value = "timeout", connect_timeout.total_seconds()
+    elif driver == "oracledb":
+        key, value = "tcp_connect_timeout", connect_timeout.total_seconds()
+    elif driver == "pymssql":
+        key, value = "login_timeout", _whole_seconds(connect_timeout)
+    else:
+        return {}
+    if key in url.query:
+        return {}
+    return {key: value}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSetup:
+    """How one engine's sessions are made read-only and bounded in time."""
+
+    # Run once on each new connection, then committed.
+    statements: tuple[str, ...] = ()
+    # DBAPI connection attributes set on each new connection.
+    attributes: tuple[tuple[str, int], ...] = ()
+    # Run at the start of every read transaction, before the query.
+    per_read: tuple[str, ...] = ()
+    # False when loopsync cannot make this engine's session read-only.
+    read_only: bool = True
+
+
+def _seconds_text(duration: timedelta) -> str:
+    return f"{duration.total_seconds():.3f}".rstrip("0").rstrip(".")
+
+
+def session_setup(
+    backend: str, statement_timeout: timedelta, server_version: str = ""
+) -> SessionSetup:
+    """The session settings for `backend`; `server_version` tells MariaDB from MySQL.
+
+    A zero `statement_timeout` means no limit, as 0 does for every engine here.
+    """
+    seconds = statement_timeout.total_seconds()
+    milliseconds = max(1, round(seconds * 1000)) if seconds > 0 else 0
+    whole_seconds = _whole_seconds(statement_timeout) if seconds > 0 else 0
+    if backend == "sqlite":
+        # The file is opened with mode=ro; query_only also covers a URL that is not a file.
+        # The statement timeout is a progress handler installed per read (see pms.py).
+        return SessionSetup(statements=("PRAGMA query_only = ON",))
+    if backend == "postgresql":
+        return SessionSetup(
+            statements=(
+                "SET default_transaction_read_only = on",
+                f"SET statement_timeout = {milliseconds}",
+            )
+        )
+    if backend in ("mysql", "mariadb"):
+        if "mariadb" in server_version.lower() or backend == "mariadb":
+            limit = f"SET SESSION max_statement_time = {_seconds_text(statement_timeout)}"
+        else:
+            # MySQL's own limit, in milliseconds; it only covers SELECT, which is all we run.
+            limit = f"SET SESSION max_execution_time = {milliseconds}"
+        return SessionSetup(statements=("SET SESSION TRANSACTION READ ONLY", limit))
+    if backend == "mssql":
+        # SQL Server has no read-only session: the login must be granted SELECT only.
+        # pyodbc's `timeout` is the ODBC query timeout, which cancels the statement.
+        return SessionSetup(
+            # LOCK_TIMEOUT 0 would mean "never wait"; -1 is SQL Server's "no limit".
+            statements=(f"SET LOCK_TIMEOUT {milliseconds or -1}",),
+            attributes=(("timeout", whole_seconds),),
+            read_only=False,
+        )
+    if backend == "oracle":
+        # SET TRANSACTION must be the first statement of each transaction, so per read.
+        return SessionSetup(
+            attributes=(("call_timeout", milliseconds),),
+            per_read=("SET TRANSACTION READ ONLY",),
+        )
+    return SessionSetup(read_only=False)
+
+
+def set_pyodbc_text_encoding(dbapi_connection: Any, backend: str) -> None:
+    """Make text arrive byte-exact through pyodbc, whatever the process locale is.
+
+    MariaDB's driver mangles characters outside the BMP in wide (UTF-16) mode, so its
+    text is fetched as UTF-8 with CHARSET=utf8mb4. psqlODBC and SQL Server's drivers
+    convert narrow text through the locale (`?` under LANG=C), so all their text is
+    fetched wide. pyodbc decodes strictly: bytes that are not valid text raise.
+    """
+    if backend in ("mysql", "mariadb"):
+        dbapi_connection.setdecoding(_SQL_CHAR, encoding="utf-8")
+        dbapi_connection.setdecoding(_SQL_WCHAR, encoding="utf-8")
+        dbapi_connection.setencoding(encoding="utf-8")
+    else:
+        dbapi_connection.setdecoding(_SQL_CHAR, encoding="utf-16le", ctype=_SQL_WCHAR)
+        dbapi_connection.setdecoding(_SQL_WCHAR, encoding="utf-16le")
+        dbapi_connection.setencoding(encoding="utf-16le")
+
+
+# --- errors -----------------------------------------------------------------------
+
+
+class Failure(Enum):
+    """What a driver error means for the operator."""
+
+    LOGIN = "login"
+    TIMEOUT = "timeout"
+    ODBC_DRIVER = "odbc_driver"
+    OTHER = "other"
+
+
+_LOGIN_STATES = frozenset({"28000", "28P01"})
+_LOGIN_CODES = frozenset({1044, 1045, 1698, 18456, 1017})
+_LOGIN_TEXT = re.compile(
+    r"password authentication failed|access denied for user|login failed|ORA-01017|"
+    r"authentication failed",
+    re.IGNORECASE,
+)
+_ODBC_DRIVER_STATES = frozenset({"IM002", "IM003"})
+_ODBC_DRIVER_TEXT = re.compile(r"can't open lib|data source name not found", re.IGNORECASE)
+_TIMEOUT_STATES = frozenset({"57014", "HYT00", "HYT01"})
+_TIMEOUT_CODES = frozenset({1969, 3024})
+_TIMEOUT_TEXT = re.compile(
+    r"statement timeout|max_statement_time exceeded|maximum statement execution time|"
+    r"query timeout expired|DPI-1067|ORA-03156|^interrupted$",
+    re.IGNORECASE,
+)
+_VENDOR_CODE = re.compile(r"\((\d+)\)\s*\(SQL\w+\)\s*$")
+_ORACLE_CODE = re.compile(r"\bORA-(\d{5})\b")
+
+
+def _codes(error: BaseException) -> tuple[str | None, int | None]:
+    """The SQLSTATE and the vendor error number of a DBAPI exception, when it has them."""
+    state = getattr(error, "sqlstate", None)
+    code: int | None = None
+    args = error.args
+    if args and isinstance(args[0], int):  # PyMySQL: (code, message)
+        code = args[0]
+    elif len(args) >= 2 and isinstance(args[0], str) and re.fullmatch(r"[0-9A-Z]{5}", args[0]):
+        state = state or args[0]  # pyodbc: (sqlstate, message)
+        if match := _VENDOR_CODE.search(str(args[1])):
+            code = int(match[1])
+    if code is None and (match := _ORACLE_CODE.search(str(error))):
+        code = int(match[1])
+    return (str(state) if state else None), code
+
+
+def classify(error: BaseException) -> Failure:
+    """Whether a driver error is a refused login, a timeout, a missing ODBC driver, or other."""
+    state, code = _codes(error)
+    text = driver_message(error)
+    if state in _ODBC_DRIVER_STATES or _ODBC_DRIVER_TEXT.search(text):
+        return Failure.ODBC_DRIVER
+    if state in _LOGIN_STATES or code in _LOGIN_CODES or _LOGIN_TEXT.search(text):
+        return Failure.LOGIN
+    if state in _TIMEOUT_STATES or code in _TIMEOUT_CODES or _TIMEOUT_TEXT.search(text):
+        return Failure.TIMEOUT
+    return Failure.OTHER
+
+
+def driver_message(error: BaseException) -> str:
+    """The first line of a driver's error message, without ODBC's bracketed prefixes."""
+    args = error.args
+    if len(args) >= 2 and isinstance(args[0], int | str) and isinstance(args[1], str):
+        text = args[1]  # PyMySQL and pyodbc put the message second
+    else:
+        text = str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else type(error).__name__
+    first = re.sub(r"^(\[[^\]]*\]\s*)+", "", first)
+    first = re.sub(r"(\s*\(\d+\))*\s*\(SQL\w+\)\s*$", "", first)
+    first = re.sub(r"^(ERROR|FATAL):\s+", "", first)
+    return first.rstrip(";").strip() or type(error).__name__
+
+
+_SHORT_REASONS = (
+    (re.compile(r"connection refused", re.IGNORECASE), "Connection refused"),
+    (re.compile(r"timed? ?out|timeout expired", re.IGNORECASE), "connection timed out"),
+    (re.compile(r"no route to host", re.IGNORECASE), "No route to host"),
+    (
+        re.compile(
+            r"could not translate host name|name or service not known|unknown \w+ server host|"
+            r"nodename nor servname|getaddrinfo failed|temporary failure in name resolution",
+            re.IGNORECASE,
+        ),
+        "unknown host name",
+    ),
+)
+
+
+def connect_reason(error: BaseException) -> str:
+    """A short reason a connection failed: `Connection refused`, or the driver's words."""
+    message = driver_message(error)
+    for pattern, reason in _SHORT_REASONS:
+        if pattern.search(message):
+            return reason
+    # libpq: 'connection to server at "h", port 5432 failed: FATAL:  database "x" ...'
+    tail = message.rsplit(" failed: ", 1)[-1]
+    return re.sub(r"^(ERROR|FATAL):\s+", "", tail).strip() or message
+
+
+# --- PostgreSQL through ODBC ------------------------------------------------------
+
+
+class PGDialect_pyodbc(PyODBCConnector, PGDialect):
+    """PostgreSQL through psqlODBC: enough of a dialect to run text queries."""
+
+    supports_statement_cache = True
+    supports_unicode_statements = True
+    supports_server_side_cursors = False  # psqlODBC streams itself with UseDeclareFetch
+    pyodbc_driver_name = "PostgreSQL Unicode"
+
+    def _get_server_version_info(self, connection: Connection) -> tuple[int, ...]:
+        # The generic ODBC version probe misreads psqlODBC's; ask the server.
+        version: tuple[int, ...] = PGDialect._get_server_version_info(  # type: ignore[no-untyped-call]
+            self, connection
+        )
+        return version
+
+    def on_connect(self) -> Any:
+        """Set pyodbc's text handling before SQLAlchemy's first queries run."""
+        inherited = super().on_connect()
+
+        def connect(dbapi_connection: Any) -> None:
+            if inherited is not None:
+                inherited(dbapi_connection)
+            set_pyodbc_text_encoding(dbapi_connection, "postgresql")
+
+        return connect
+
+
+registry.register("postgresql.pyodbc", __name__, "PGDialect_pyodbc")
