@@ -23,8 +23,6 @@ _secrets: list[str] = []
 
 _MASKED_FIELDS = ("firstname", "lastname", "title", "email", "mobile")
 _STATES = ("pending", "uncertain", "dead", "done", "dropped")
-# How long --sync-now waits for a cycle of the daemon to finish before giving up.
-_WORK_LOCK_WAIT = 60.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--full", action="store_true", help="with --sync-now: read everything (a reconcile)"
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --sync-now: how long to wait for a running cycle to finish (default 60)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="run the daemon (the default)")
@@ -109,7 +114,7 @@ def _sync_now(args: argparse.Namespace) -> int:
     require(config, pms=True, loop=not args.dry_run)
     if args.dry_run:
         return _dry_run(config, args)
-    with open_syncer(config) as (syncer, store), store.lock(wait=_WORK_LOCK_WAIT):
+    with open_syncer(config) as (syncer, store), store.lock(wait=args.wait):
         budget = config.settings.loop.delivery_budget
         summary = syncer.sync_once(full=args.full, force=args.force, budget=budget)
     print(summary.one_line())
