@@ -123,7 +123,8 @@ class Daemon:
                 with self.store.lock(wait=WORK_LOCK_WAIT, name="work"):
                     summary = syncer.sync_once(full=kind == "reconcile")
             self.last_summary = f"{kind} at {utc_now():%H:%M:%S} UTC: {summary.one_line()}"
-            log.log(logging.INFO if summary.ok else logging.WARNING, "%s", self.last_summary)
+            level = logging.WARNING if not summary.ok else logging.INFO
+            log.log(logging.DEBUG if summary.idle else level, "%s", self.last_summary)
         except LoopsyncError as exc:
             self.last_summary = f"{kind} failed at {utc_now():%H:%M:%S} UTC: {exc}"
             log.error("%s", self.last_summary)

@@ -59,6 +59,18 @@ class CycleSummary:
     def ok(self) -> bool:
         return self.error is None and (self.delivery is None or self.delivery.failures == 0)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing rejected, planned, sent or failed: not worth a log line at INFO."""
+        delivery = self.delivery
+        return (
+            self.ok
+            and not self.rejected
+            and not self.planned
+            and not self.skipped_events
+            and (delivery is None or (not delivery.delivered and not delivery.dropped))
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "rows_read": self.rows_read,
