@@ -31,6 +31,7 @@ Decisions an operator may need to know (the README repeats them):
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -249,8 +250,13 @@ def normalise_email(value: object) -> str | None:
         text = scalar_text(value)
     except ValueError:
         return None
-    if text is None:
-        return None
+    return None if text is None else _validated_email(text)
+
+
+# The same guests come back every cycle: validating each address and number once per
+# process keeps an idle cycle cheap.
+@functools.lru_cache(maxsize=65536)
+def _validated_email(text: str) -> str | None:
     try:
         return validate_email(text, check_deliverability=False).normalized
     except (EmailNotValidError, ValueError):
@@ -267,8 +273,11 @@ def normalise_mobile(value: object, region: str) -> str | None:
         text = scalar_text(value)
     except ValueError:
         return None
-    if text is None:
-        return None
+    return None if text is None else _e164_digits(text, region)
+
+
+@functools.lru_cache(maxsize=65536)
+def _e164_digits(text: str, region: str) -> str | None:
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
