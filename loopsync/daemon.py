@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -33,6 +34,7 @@ from loopsync.sync import Syncer, utc_now
 log = logging.getLogger(__name__)
 
 STOP_DEADLINE = 8.0  # seconds from SIGTERM to exit, inside systemd's TimeoutStopSec
+PROGRESS_PING = 30.0  # seconds between watchdog pings while a long delivery makes progress
 WORK_LOCK_WAIT = 30.0  # how long a cycle waits for a `--sync-now` run by hand
 
 
@@ -47,6 +49,7 @@ class Daemon:
         self._work = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
+        self._last_ping = 0.0
         self._syncer = self._build_syncer(config)
         self.last_summary = "no cycle yet"
         self.scheduler = BlockingScheduler(
@@ -62,7 +65,21 @@ class Daemon:
 
     def _build_syncer(self, config: LoadedConfig) -> Syncer:
         source = PmsSource(config.settings.pms, config.pms_password)
-        return Syncer(config, self.store, source, make_client(config), stopping=self._stop.is_set)
+        return Syncer(
+            config,
+            self.store,
+            source,
+            make_client(config),
+            stopping=self._stop.is_set,
+            progress=self._delivery_progress,
+        )
+
+    def _delivery_progress(self) -> None:
+        # A go-live backlog can take longer than WatchdogSec; actions sent are not a hang.
+        now = time.monotonic()
+        if now - self._last_ping >= PROGRESS_PING:
+            self._last_ping = now
+            self.notifier.watchdog()
 
     def _schedule(self) -> None:
         schedule = self.config.settings.schedule

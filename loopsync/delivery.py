@@ -86,6 +86,7 @@ class Deliverer:
         sleep: Callable[[float], None],
         rng: random.Random | None = None,
         stopping: Callable[[], bool] = lambda: False,
+        progress: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._client = client
@@ -95,6 +96,7 @@ class Deliverer:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._stopping = stopping
+        self._progress = progress  # called after each entry: a long backlog is not a hang
 
     def deliver_pending(self, budget: timedelta | None = None) -> DeliveryReport:
         """Send what is due; with a budget, also wait for retries that fall due within it."""
@@ -137,6 +139,7 @@ class Deliverer:
                     next_due = min(next_due or entry.next_attempt_at, entry.next_attempt_at)
                     break
                 retry_at = self._deliver_one(entry, now, report)
+                self._progress()
                 if retry_at is not None:
                     next_due = min(next_due or retry_at, retry_at)
                     break

@@ -119,6 +119,7 @@ class Syncer:
         now: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
         stopping: Callable[[], bool] = lambda: False,
+        progress: Callable[[], None] = lambda: None,
     ) -> None:
         self.config = config
         self.store = store
@@ -133,6 +134,7 @@ class Syncer:
             now=now,
             sleep=sleep,
             stopping=stopping,
+            progress=progress,
         )
 
     def clock(self) -> Clock:

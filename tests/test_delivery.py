@@ -110,6 +110,25 @@ def test_upsert_then_event_in_order_and_guest_details_erased(store, simulator):
     assert all(entry.body == {} for entry in store.entries())
 
 
+def test_progress_is_reported_after_every_entry(store, simulator):
+    clock = FakeClock()
+    queue(store, contact("R1"), contact("R2"), event("R1", ActionKind.CHECKIN), states=[stay("R1")])
+    ticks: list[datetime] = []
+    loop = LoopSettings(base_url=simulator.base_url)
+    client = LoopClient(simulator.base_url, TEST_TOKEN, max_requests_per_second=1000)
+    deliverer = Deliverer(
+        store,
+        client,
+        loop,
+        ZONE,
+        now=clock.now,
+        sleep=clock.sleep,
+        progress=lambda: ticks.append(clock.now()),
+    )
+    assert deliverer.deliver_pending().delivered == {"upsert": 2, "checkin": 1}
+    assert len(ticks) == 3
+
+
 def test_server_error_then_success_is_delivered_once(store, simulator):
     clock = FakeClock()
     queue(store, contact("R1"), event("R1", ActionKind.CHECKIN), states=[stay("R1")])
