@@ -49,7 +49,7 @@ class Daemon:
         self._work = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
-        self._last_ping = 0.0
+        self._last_ping = time.monotonic()
         self._syncer = self._build_syncer(config)
         self.last_summary = "no cycle yet"
         self.scheduler = BlockingScheduler(
