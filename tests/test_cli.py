@@ -88,6 +88,8 @@ class Setup:
             check=False,
         )
         assert TEST_TOKEN not in result.stdout + result.stderr
+        for path in self.tmp_path.glob("state.db*"):  # the database, its WAL and lock files
+            assert TEST_TOKEN.encode() not in path.read_bytes(), path
         return result
 
 
