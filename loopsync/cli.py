@@ -155,7 +155,7 @@ def _simulate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from loopsync.demo import run_demo
 
-    return run_demo(args.workdir)
+    return run_demo(args.workdir, verbose=args.verbose > 0)
 
 
 def _run_daemon(args: argparse.Namespace) -> int:
