@@ -1,0 +1,56 @@
+-- loopsync preset "generic": the reference view, PostgreSQL.
+--
+-- Create it in the PMS database, over the PMS's own tables. The tables and columns
+-- below (hotel_reservation, hotel_guest, hotel_room) are an example: replace them with
+-- yours, keep the output column names and types. loopsync's login then needs SELECT on
+-- the view only (a view reads its tables with its owner's rights):
+--   GRANT SELECT ON loopsync_reservations TO loopsync
+-- README.md in this folder describes every column.
+
+CREATE VIEW loopsync_reservations AS
+SELECT
+    CAST(r.reservation_no AS varchar(64)) AS reservation_id,
+    -- loopsync's own status names (the preset's status map is the identity).
+    CAST(CASE r.state
+        WHEN 'BOOKED' THEN 'reserved'
+        WHEN 'INHOUSE' THEN 'checked_in'
+        WHEN 'DEPARTED' THEN 'checked_out'
+        WHEN 'CANCELLED' THEN 'cancelled'
+        WHEN 'NOSHOW' THEN 'no_show'
+        ELSE r.state
+    END AS varchar(32)) AS status,
+    CAST(r.room_no AS varchar(16)) AS room,
+    -- date: the property's default arrival/departure time applies; or a local timestamp
+    r.arrival_date AS arrival,
+    r.departure_date AS departure,
+    g.salutation AS title,
+    g.first_name AS firstname,
+    g.last_name AS lastname,
+    g.email AS email,
+    g.mobile_phone AS mobile,
+    g.language_code AS language,
+    g.vip_code AS vip,
+    r.group_name AS group_name,
+    rm.wing AS area,
+    -- Ready: clean or inspected, and no other guest is still in the room.
+    (rm.hk_status IN ('CLEAN', 'INSPECTED')
+     AND NOT EXISTS (SELECT 1 FROM hotel_reservation other
+                     WHERE other.room_no = r.room_no
+                       AND other.reservation_no <> r.reservation_no
+                       AND other.state = 'INHOUSE')) AS room_ready,
+    -- timestamps without time zone, in the property's local time
+    r.checked_in_at AS checked_in_at,
+    r.checked_out_at AS checked_out_at,
+    -- the latest change to anything the view shows (GREATEST skips NULLs here)
+    GREATEST(r.updated_at, g.updated_at, rm.updated_at) AS modified_at,
+    -- a chain: the property code, mapped by property.location_map
+    CAST(NULL AS varchar(20)) AS location
+FROM hotel_reservation r
+LEFT JOIN hotel_guest g ON g.guest_id = r.guest_id
+LEFT JOIN hotel_room rm ON rm.room_no = r.room_no;
+
+-- The window: loopsync reads stays departing from two days ago on.
+CREATE INDEX hotel_reservation_departure ON hotel_reservation (departure_date);
+-- The reservation's own change time, and the occupancy check of room_ready.
+CREATE INDEX hotel_reservation_updated_at ON hotel_reservation (updated_at);
+CREATE INDEX hotel_reservation_room_state ON hotel_reservation (room_no, state);
