@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from loopsync.errors import ConfigError
 from loopsync.model import ActionKind, Status
+from loopsync.presets import PresetError, backend_of, load_preset, preset_names
 
 DEFAULT_CONFIG_PATH = Path("/etc/loopsync/loopsync.toml")
 ENV_PREFIX = "LOOPSYNC_"
@@ -93,6 +94,8 @@ class PmsSettings(Section):
     odbc_connect: str | None = None
     password: str | None = Field(default=None, repr=False)
     password_file: Path | None = None
+    # A built-in preset (loopsync/presets/<name>): defaults for the keys below.
+    preset: str | None = None
     query_file: Path | None = None
     mode: Literal["incremental", "full"] = "full"
     cursor_column: str = "modified_at"
@@ -109,6 +112,41 @@ class PmsSettings(Section):
         if self.url and self.odbc_connect:
             raise ValueError("set either pms.url or pms.odbc_connect, not both")
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_defaults(cls, data: Any) -> Any:
+        """Fill the keys the operator left out from `preset`; each given key wins whole.
+
+        A `query_file` of one's own replaces only the query; a `status_map` replaces the
+        preset's map. The preset's query is the one for the engine the URL points at.
+        """
+        if not isinstance(data, dict) or not isinstance(data.get("preset"), str):
+            return data
+        try:
+            preset = load_preset(data["preset"])
+        except PresetError:
+            return data  # reported by _known_preset
+        # An empty [pms.status_map] table (as the example config has) maps nothing.
+        given = {key: value for key, value in data.items() if value != {}}
+        merged = {**preset.pms_defaults, **given}
+        if "query_file" not in given:
+            url, odbc = data.get("url"), data.get("odbc_connect")
+            merged["query_file"] = preset.query_file(
+                backend_of(
+                    url if isinstance(url, str) else None, odbc if isinstance(odbc, str) else None
+                )
+            )
+        return merged
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str | None) -> str | None:
+        if value is not None and value not in preset_names():
+            raise ValueError(
+                f"{value!r} is not a built-in preset; use one of: {', '.join(preset_names())}"
+            )
+        return value
 
 
 class PropertySettings(Section):
@@ -309,6 +347,33 @@ def _credential(name: str) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+def _preset_problems(settings: Settings, source: str) -> list[str]:
+    """What the preset's own query needs that the config lacks (the right engine, a map of
+    its location codes); nothing when `pms.query_file` is the operator's own.
+    """
+    pms = settings.pms
+    if pms.preset is None:
+        return []
+    preset = load_preset(pms.preset)
+    if not preset.owns(pms.query_file):
+        return []
+    problems: list[str] = []
+    backend = backend_of(pms.url, pms.odbc_connect)
+    if backend is not None and backend not in preset.engines:
+        problems.append(
+            f"{source}: pms.preset: the {preset.name} preset's query is written for "
+            f"{' or '.join(preset.engines)}, but the PMS database is {backend}; pick "
+            "another preset, or write your own pms.query_file"
+        )
+    if preset.location and not settings.property.location_map:
+        problems.append(
+            f"{source}: property.location_map: required by the {preset.name} preset, which "
+            f"returns {preset.location} as each stay's location; map every code to its Loop "
+            'locationId, e.g. location_map = { "1" = "529652b0121d5fa206011a79" }'
+        )
+    return problems
+
+
 def load_config(path: Path | None, *, require_file: bool = True) -> LoadedConfig:
     """Read, validate and resolve the configuration; raise `ConfigError` listing every problem."""
     source = str(path) if path else "environment"
@@ -341,6 +406,7 @@ def load_config(path: Path | None, *, require_file: bool = True) -> LoadedConfig
         for error in exc.errors():
             problems.append(f"{source}: {_location(error['loc'])}: {_describe(dict(error))}")
         raise ConfigError(problems) from None
+    problems.extend(_preset_problems(settings, source))
 
     if world_readable:
         for section, key in (("loop", "auth_token"), ("pms", "password")):
@@ -398,7 +464,12 @@ def require(config: LoadedConfig, *, pms: bool = False, loop: bool = False) -> N
     if pms:
         if not (settings.pms.url or settings.pms.odbc_connect):
             problems.append(f"{source}: pms.url: required; set the PMS database URL (see README)")
-        if settings.pms.query_file is None:
+        if settings.pms.query_file is None and settings.pms.preset:
+            problems.append(
+                f"{source}: pms.query_file: the {settings.pms.preset} preset picks its query by "
+                "the engine pms.url points at; set pms.url, or point pms.query_file at your SQL"
+            )
+        elif settings.pms.query_file is None:
             problems.append(
                 f"{source}: pms.query_file: required; point it at the SQL that reads reservations"
             )
