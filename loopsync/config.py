@@ -354,7 +354,10 @@ def _preset_problems(settings: Settings, source: str) -> list[str]:
     pms = settings.pms
     if pms.preset is None:
         return []
-    preset = load_preset(pms.preset)
+    try:
+        preset = load_preset(pms.preset)
+    except PresetError as exc:
+        return [f"{source}: pms.preset: {exc}"]
     if not preset.owns(pms.query_file):
         return []
     problems: list[str] = []

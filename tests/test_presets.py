@@ -238,6 +238,20 @@ def test_preset_problems_are_config_errors_named_by_key(tmp_path: Path):
     ]
 
 
+def test_a_broken_preset_folder_is_a_config_error_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    broken = tmp_path / "presets" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "preset.toml").write_text("[preset\n", encoding="utf-8")
+    monkeypatch.setattr("loopsync.presets.PRESETS_DIR", tmp_path / "presets")
+    path = write_config(tmp_path, '[pms]\npreset = "broken"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    [problem] = caught.value.problems
+    assert problem.startswith(f"{path}: pms.preset: the broken preset's preset.toml cannot be read")
+
+
 # --- the SQL of the presets that cannot run here ----------------------------------------
 
 
