@@ -174,6 +174,7 @@ class Syncer:
         cursor = None
         if incremental and newest is not None:
             cursor = encode_cursor(_later(previous, newest))
+            _warn_if_ahead(newest, clock, settings.pms.cursor_column)
         return plan, summary, cursor
 
     def _reservations(self, rows: Any, summary: CycleSummary) -> Iterator[Reservation]:
@@ -252,6 +253,23 @@ class Syncer:
                 error=summary.error or (summary.delivery.last_error if summary.delivery else None),
             )
         return summary
+
+
+FUTURE_CURSOR_SLACK = timedelta(hours=1)
+
+
+def _warn_if_ahead(newest: object, clock: Clock, column: str) -> None:
+    """A cursor far in the future holds incremental reads back until real time catches up."""
+    if not isinstance(newest, datetime):
+        return
+    now = clock.now if newest.tzinfo is not None else clock.local.replace(tzinfo=None)
+    if newest - now > FUTURE_CURSOR_SLACK:
+        log.warning(
+            "the PMS returned a %s of %s, more than an hour ahead of now: until then, "
+            "changes are only seen by the nightly reconcile. Check the PMS clock and that row",
+            column,
+            newest.isoformat(sep=" ", timespec="minutes"),
+        )
 
 
 def _later(previous: object | None, newest: object) -> object:
