@@ -100,6 +100,7 @@ class PmsSettings(Section):
     mode: Literal["incremental", "full"] = "full"
     cursor_column: str = "modified_at"
     cursor_type: Literal["datetime", "rowversion", "integer"] = "datetime"
+    change_tracking_table: str | None = None
     overlap: Duration = timedelta(minutes=2)
     statement_timeout: Duration = timedelta(seconds=60)
     connect_timeout: Duration = timedelta(seconds=15)
@@ -111,6 +112,8 @@ class PmsSettings(Section):
     def _one_source(self) -> PmsSettings:
         if self.url and self.odbc_connect:
             raise ValueError("set either pms.url or pms.odbc_connect, not both")
+        if self.change_tracking_table and self.mode != "incremental":
+            raise ValueError('pms.change_tracking_table needs pms.mode = "incremental"')
         return self
 
     @model_validator(mode="before")

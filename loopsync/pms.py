@@ -16,7 +16,9 @@ raw ODBC connection string (DESIGN §3)::
 Rows stream (`yield_per=pms.fetch_size`), so `result` must be consumed inside the
 `with` block. The cursor is kept in the PMS's own terms: a naive local time stays
 naive, a `rowversion` stays bytes, and SQLite's text timestamps stay text (compare
-them as ISO text in the query: `WHERE modified_at >= :since`).
+them as ISO text in the query: `WHERE modified_at >= :since`). With
+`pms.change_tracking_table` (SQL Server Change Tracking) the cursor is instead the
+database's change tracking version, read at the start of the read's transaction.
 
 Per engine (details in `loopsync.pms_dialects`):
 
@@ -31,7 +33,9 @@ Per engine (details in `loopsync.pms_dialects`):
   buffers the whole result in the driver: prefer `mysql+pymysql` for large tables.
 
 Every failure is raised as a one-line `PmsError` without the password in it. A SQL
-error quotes the driver's first line, which may quote a value from the PMS.
+error quotes the driver's first line, which may quote a value from the PMS. A
+connection that died (server restart, network cut) fails that read; the pool then
+replaces it, so the next read reconnects.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, CursorResult, Engine, make_url
+from sqlalchemy.engine import URL, Connection, CursorResult, Engine, ExceptionContext, make_url
 
 from loopsync import pms_dialects
 from loopsync.config import PmsSettings
@@ -73,11 +77,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+ROWVERSION_SIZE = 8
+
 # `:since` with no stored cursor: the lowest value of each cursor type, so that an
-# incremental query also works as a full read.
+# incremental query also works as a full read. (Change tracking binds -1 instead.)
 LOWEST_CURSOR: dict[str, object] = {
     "datetime": datetime(1900, 1, 1),
-    "rowversion": b"\x00" * 8,
+    "rowversion": b"\x00" * ROWVERSION_SIZE,
     "integer": -(2**63),
 }
 
@@ -277,19 +283,25 @@ class PmsResult:
         self,
         columns: tuple[str, ...],
         rows: CursorResult[Any],
-        cursor_column: str,
+        cursor_column: str | None,
         fetch_size: int,
         translate: Callable[[BaseException], PmsError],
+        *,
+        cursor_type: str = "datetime",
+        max_cursor: object | None = None,
     ) -> None:
         self.columns = columns
-        self.max_cursor: object | None = None
+        # Without a cursor column (change tracking), the cursor is given, not read.
+        self.max_cursor: object | None = max_cursor
         self.rows_read = 0
         self._rows = rows
-        cursor_column = cursor_column.lower()
+        cursor_column = (cursor_column or "").lower()
         self._cursor_index = columns.index(cursor_column) if cursor_column in columns else None
         self._cursor_column = cursor_column
+        self._cursor_type = cursor_type
         self._fetch_size = fetch_size
         self._translate = translate
+        self._dbapi_cursor: Any = rows.cursor
         self._started = False
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -307,6 +319,8 @@ class PmsResult:
             try:
                 batch = next(partitions, None)
             except (sa.exc.DBAPIError, UnicodeError) as exc:
+                if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+                    _abandon_stream(self._dbapi_cursor)
                 raise self._translate(exc) from None
             if batch is None:
                 return
@@ -319,6 +333,17 @@ class PmsResult:
     def _note_cursor(self, value: object) -> None:
         if value is None:
             return
+        if isinstance(value, bytearray | memoryview):
+            value = bytes(value)
+        if self._cursor_type == "rowversion" and not (
+            isinstance(value, bytes) and len(value) == ROWVERSION_SIZE
+        ):
+            shown = f"{len(value)} bytes" if isinstance(value, bytes) else type(value).__name__
+            raise PmsError(
+                f"pms.cursor_type is rowversion, but the PMS query's {self._cursor_column} "
+                f"column returns {shown}; return the rowversion column itself (8 bytes), "
+                "or set pms.cursor_type to match"
+            )
         try:
             if self.max_cursor is None or value > self.max_cursor:  # type: ignore[operator]
                 self.max_cursor = value
@@ -355,9 +380,14 @@ class PmsSource:
         """The value to bind as `:since`, from the stored cursor (None: the lowest value).
 
         Timestamps move back by `pms.overlap` in the PMS's own terms (naive stays naive,
-        text stays text, a date moves back whole days); other cursors bind as stored.
+        text stays text, a date moves back whole days); other cursors bind as stored. In
+        change tracking mode, no stored version binds -1: the query reads everything.
         """
         pms = self._pms
+        if pms.change_tracking_table:
+            if stored_cursor is None:
+                return pms_dialects.CHANGE_TRACKING_FULL_READ
+            return stored_cursor
         if stored_cursor is None:
             return LOWEST_CURSOR[pms.cursor_type]
         if pms.cursor_type != "datetime":
@@ -389,8 +419,9 @@ class PmsSource:
         `since` is bound as `:since` when the query uses it; None binds the lowest value
         of `pms.cursor_type` (a full read). The columns are checked before a row is read.
         """
-        statement = self._load_query(since)
+        statement = self._load_query()
         engine = self._get_engine()
+        pms = self._pms
         started = time.monotonic()
         try:
             connection = engine.connect()
@@ -399,28 +430,35 @@ class PmsSource:
         with connection:
             release = self._guard_sqlite(connection)
             try:
+                version: int | None = None
                 try:
                     for sql in self._setup.per_read:
                         connection.exec_driver_sql(sql)
+                    if pms.change_tracking_table:
+                        since, version = self._change_tracking(connection, since)
                     rows = connection.execution_options(
-                        stream_results=True, yield_per=self._pms.fetch_size
-                    ).execute(statement)
+                        stream_results=True, yield_per=pms.fetch_size
+                    ).execute(self._bind_since(statement, since))
                 except (sa.exc.DBAPIError, UnicodeError) as exc:
                     raise self._query_error(exc) from None
                 try:
                     columns = tuple(name.lower() for name in rows.keys())  # noqa: SIM118
+                    # Change tracking's cursor is the version, not a column of the rows.
+                    cursor_column = None if pms.change_tracking_table else pms.cursor_column
                     _check_columns(
                         columns,
-                        self._pms.cursor_column.lower()
-                        if self._pms.mode == "incremental"
+                        cursor_column.lower()
+                        if cursor_column and pms.mode == "incremental"
                         else None,
                     )
                     result = PmsResult(
                         columns,
                         rows,
-                        self._pms.cursor_column,
-                        self._pms.fetch_size,
+                        cursor_column,
+                        pms.fetch_size,
                         self._query_error,
+                        cursor_type=pms.cursor_type,
+                        max_cursor=version,
                     )
                     yield result
                     log.debug(
@@ -439,7 +477,31 @@ class PmsSource:
 
     # -- internals
 
-    def _load_query(self, since: object | None) -> sa.TextClause:
+    def _change_tracking(self, connection: Connection, since: object) -> tuple[int, int]:
+        """SQL Server Change Tracking: the version to read from, and the one to store."""
+        table = str(self._pms.change_tracking_table)
+        try:
+            row = connection.execute(
+                sa.text(pms_dialects.CHANGE_TRACKING_VERSIONS), {"table": table}
+            ).one()
+        except sa.exc.DBAPIError as exc:
+            original = self._driver_error(exc)
+            if exc.connection_invalidated or pms_dialects.classify(original) is not Failure.OTHER:
+                raise self._query_error(exc) from None
+            reason = self._scrub(pms_dialects.driver_message(original))
+            raise PmsError(
+                f"cannot read the change tracking versions of {table}: {reason}; "
+                "pms.change_tracking_table needs SQL Server with change tracking on (see README)"
+            ) from None
+        current, min_valid = (None if value is None else int(value) for value in row)
+        stored = since if isinstance(since, int) and not isinstance(since, bool) else None
+        if since is not None and stored is None:
+            log.warning("the stored cursor is not a change tracking version; reading everything")
+        bound = pms_dialects.change_tracking_since(stored, current, min_valid, table)
+        assert current is not None  # change_tracking_since raised otherwise
+        return bound, current
+
+    def _load_query(self) -> sa.TextClause:
         path = self._pms.query_file
         if path is None:
             raise PmsError("pms.query_file: required; point it at the SQL that reads reservations")
@@ -470,10 +532,14 @@ class PmsSource:
                 f"the PMS query uses :{', :'.join(unknown)}, but loopsync binds only :since; "
                 "check pms.query_file (write a literal colon as \\:)"
             )
-        if "since" in names:
-            value = self.since_value(None) if since is None else since
-            statement = statement.bindparams(sa.bindparam("since", value))
         return statement
+
+    def _bind_since(self, statement: sa.TextClause, since: object | None) -> sa.TextClause:
+        """Bind `:since` when the query uses it; None binds what `since_value(None)` gives."""
+        if "since" not in statement.compile().params:
+            return statement
+        value = self.since_value(None) if since is None else since
+        return statement.bindparams(sa.bindparam("since", value))
 
     def _get_engine(self) -> Engine:
         if self._engine is not None:
@@ -497,8 +563,13 @@ class PmsSource:
             ) from None
         except (sa.exc.ArgumentError, TypeError) as exc:
             raise PmsError(f"pms.url: {self._scrub(str(exc)).splitlines()[0]}") from None
-        self._setup = pms_dialects.session_setup(backend, self._pms.statement_timeout)
+        self._setup = pms_dialects.session_setup(
+            backend,
+            self._pms.statement_timeout,
+            change_tracking=bool(self._pms.change_tracking_table),
+        )
         sa.event.listen(engine, "connect", self._session_listener(backend, driver))
+        sa.event.listen(engine, "handle_error", _note_disconnect)
         if not self._setup.read_only:
             log.info(
                 "%s sessions cannot be made read-only by loopsync; grant its PMS login SELECT only",
@@ -513,7 +584,7 @@ class PmsSource:
 
         def on_connect(dbapi_connection: Any, _record: Any) -> None:
             if driver == "pyodbc":
-                pms_dialects.set_pyodbc_text_encoding(dbapi_connection, backend)
+                pms_dialects.prepare_pyodbc_connection(dbapi_connection, backend)
             cursor = dbapi_connection.cursor()
             try:
                 version = ""
@@ -579,13 +650,11 @@ class PmsSource:
 
     def _query_error(self, exc: BaseException) -> PmsError:
         if isinstance(exc, UnicodeError):
-            return PmsError(
-                f"the PMS returned text that is not valid in its declared encoding ({exc}); "
-                "check the database's character set (for MariaDB/MySQL through ODBC, "
-                "CHARSET=utf8mb4)"
-            )
+            return self._encoding_error(str(exc))
         original = self._driver_error(exc)
         kind = pms_dialects.classify(original)
+        if kind is Failure.ENCODING:
+            return self._encoding_error(self._scrub(pms_dialects.driver_message(original)))
         if kind is Failure.TIMEOUT:
             seconds = f"{self._pms.statement_timeout.total_seconds():g}"
             return PmsError(
@@ -602,12 +671,40 @@ class PmsSource:
             f"the PMS query failed: {message}; check pms.query_file ({self._pms.query_file})"
         )
 
+    def _encoding_error(self, reason: str) -> PmsError:
+        return PmsError(
+            f"the PMS returned text that is not valid in its declared encoding ({reason}); "
+            "check the database's character set (for MariaDB/MySQL through ODBC, "
+            "CHARSET=utf8mb4; on SQL Server, the column's collation)"
+        )
+
+
+def _note_disconnect(context: ExceptionContext) -> None:
+    """Tell SQLAlchemy about a lost connection its dialect does not recognise (ODBC).
+
+    Then a dead pooled connection is replaced (pool_pre_ping) instead of failing every
+    later cycle, and a read cut off midway says it lost the connection.
+    """
+    if not context.is_disconnect and pms_dialects.is_disconnect(context.original_exception):
+        context.is_disconnect = True
+
 
 def _try_url(text: str) -> URL | None:
     try:
         return make_url(text)
     except sa.exc.ArgumentError:
         return None
+
+
+def _abandon_stream(dbapi_cursor: Any) -> None:
+    """Stop PyMySQL draining a streamed result whose connection is gone.
+
+    Otherwise, when the result is garbage-collected, PyMySQL reads from the closed
+    socket and prints an "Exception ignored" traceback on stderr.
+    """
+    result: Any = getattr(dbapi_cursor, "_result", None)
+    if result is not None and getattr(result, "unbuffered_active", False):
+        result.unbuffered_active = False
 
 
 def _close_quietly(rows: CursorResult[Any]) -> None:

@@ -2,9 +2,10 @@
 
 Kept apart from `loopsync.pms` so that the per-engine choices are small pure
 functions, testable without the engine: the connect arguments, the SQL that makes a
-session read-only and bounded in time, how text travels through pyodbc, how a raw
-ODBC connection string is read, and which driver errors mean "wrong login" or
-"timed out". Also registers a `postgresql+pyodbc` SQLAlchemy dialect, which
+session read-only and bounded in time, how text and SQL Server's `datetimeoffset`
+travel through pyodbc, how a raw ODBC connection string is read, which driver errors
+mean "wrong login", "timed out" or "connection lost", and SQL Server Change Tracking's
+version bookkeeping. Also registers a `postgresql+pyodbc` SQLAlchemy dialect, which
 SQLAlchemy does not ship.
 """
 
@@ -13,8 +14,9 @@ from __future__ import annotations
 import logging
 import math
 import re
+import struct
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
@@ -32,6 +34,8 @@ MASK = "***"
 # pyodbc's constants, spelled out so that importing this module does not need pyodbc.
 _SQL_CHAR = 1
 _SQL_WCHAR = -8
+# SQL Server's `datetimeoffset` (msodbcsql.h), which pyodbc hands over as raw bytes.
+SQL_SS_TIMESTAMPOFFSET = -155
 
 _ODBC_PASSWORD_KEYS = frozenset({"pwd", "password"})
 
@@ -215,11 +219,17 @@ def _seconds_text(duration: timedelta) -> str:
 
 
 def session_setup(
-    backend: str, statement_timeout: timedelta, server_version: str = ""
+    backend: str,
+    statement_timeout: timedelta,
+    server_version: str = "",
+    *,
+    change_tracking: bool = False,
 ) -> SessionSetup:
     """The session settings for `backend`; `server_version` tells MariaDB from MySQL.
 
-    A zero `statement_timeout` means no limit, as 0 does for every engine here.
+    A zero `statement_timeout` means no limit, as 0 does for every engine here. With
+    `change_tracking`, each SQL Server read runs in one snapshot transaction, so that
+    the change tracking versions and the rows it reads agree.
     """
     seconds = statement_timeout.total_seconds()
     milliseconds = max(1, round(seconds * 1000)) if seconds > 0 else 0
@@ -249,6 +259,7 @@ def session_setup(
             # LOCK_TIMEOUT 0 would mean "never wait"; -1 is SQL Server's "no limit".
             statements=(f"SET LOCK_TIMEOUT {milliseconds or -1}",),
             attributes=(("timeout", whole_seconds),),
+            per_read=("SET TRANSACTION ISOLATION LEVEL SNAPSHOT",) if change_tracking else (),
             read_only=False,
         )
     if backend == "oracle":
@@ -278,6 +289,106 @@ def set_pyodbc_text_encoding(dbapi_connection: Any, backend: str) -> None:
         dbapi_connection.setencoding(encoding="utf-16le")
 
 
+def prepare_pyodbc_connection(dbapi_connection: Any, backend: str) -> None:
+    """Set up a new pyodbc connection: text decoding, and SQL Server's `datetimeoffset`."""
+    set_pyodbc_text_encoding(dbapi_connection, backend)
+    if backend == "mssql":
+        # Replaces SQLAlchemy's own converter: this one checks the size and keeps NULLs.
+        dbapi_connection.add_output_converter(SQL_SS_TIMESTAMPOFFSET, decode_datetimeoffset)
+
+
+# --- SQL Server ---------------------------------------------------------------------
+
+# SQL_SS_TIMESTAMPOFFSET_STRUCT (msodbcsql.h): year SQLSMALLINT; month, day, hour, minute,
+# second SQLUSMALLINT; fraction SQLUINTEGER (nanoseconds); timezone_hour, timezone_minute
+# SQLSMALLINT. 20 bytes without padding; little-endian, as on every platform the SQL
+# Server ODBC drivers run on.
+_TIMESTAMPOFFSET = struct.Struct("<h5HI2h")
+
+
+def decode_datetimeoffset(raw: bytes | None) -> datetime | None:
+    """A SQL Server `datetimeoffset` as an aware datetime, from the driver's packed struct.
+
+    The struct holds the wall time in its own offset, and both offset fields carry the
+    sign (-03:30 is -3 and -30). Nanoseconds are truncated to microseconds.
+    """
+    if raw is None:
+        return None
+    if len(raw) != _TIMESTAMPOFFSET.size:
+        raise PmsError(
+            f"the ODBC driver returned a SQL Server datetimeoffset of {len(raw)} bytes instead "
+            f"of {_TIMESTAMPOFFSET.size}; use Microsoft's ODBC Driver 17 or 18 for SQL Server, "
+            "or CAST the column to datetime2 in pms.query_file"
+        )
+    year, month, day, hour, minute, second, fraction, tz_hour, tz_minute = _TIMESTAMPOFFSET.unpack(
+        raw
+    )
+    try:
+        offset = timezone(timedelta(hours=tz_hour, minutes=tz_minute))
+        return datetime(year, month, day, hour, minute, second, fraction // 1000, offset)
+    except ValueError:
+        raise PmsError(
+            f"the ODBC driver returned a SQL Server datetimeoffset that is not a time "
+            f"({raw.hex()}); CAST the column to datetime2 in pms.query_file"
+        ) from None
+
+
+# `:since` when change tracking mode wants every row, not the changes: the first cycle,
+# a reconcile, or a stored version SQL Server no longer has the changes since. Not NULL,
+# which ODBC drivers must guess a type for; CHANGETABLE takes any bigint.
+CHANGE_TRACKING_FULL_READ = -1
+
+# Run at the start of each read in change tracking mode, in the read's own transaction.
+CHANGE_TRACKING_VERSIONS = (
+    "SELECT CHANGE_TRACKING_CURRENT_VERSION() AS current_version, "
+    "CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID(:table)) AS min_valid_version"
+)
+
+
+def change_tracking_since(
+    stored: int | None, current: int | None, min_valid: int | None, table: str
+) -> int:
+    """The version to bind as `:since` in change tracking mode, or `CHANGE_TRACKING_FULL_READ`.
+
+    `current` and `min_valid` come from `CHANGE_TRACKING_VERSIONS`. A stored version
+    older than the oldest change SQL Server still keeps (or newer than the database,
+    as after a restore) cannot be trusted: everything is read again, with a warning.
+    """
+    if current is None:
+        raise PmsError(
+            "change tracking is not enabled on the PMS database; ask its administrator "
+            "to enable it (see README, SQL Server change tracking), or remove "
+            "pms.change_tracking_table"
+        )
+    if min_valid is None:
+        raise PmsError(
+            f"change tracking is not enabled on {table}, or loopsync's login may not see it; "
+            f"ask the PMS database administrator for ALTER TABLE {table} ENABLE "
+            f"CHANGE_TRACKING and GRANT VIEW CHANGE TRACKING ON {table}, or check "
+            "pms.change_tracking_table"
+        )
+    if stored is None or stored == CHANGE_TRACKING_FULL_READ:
+        return CHANGE_TRACKING_FULL_READ
+    if stored < min_valid:
+        log.warning(
+            "the stored change tracking version %d is older than the oldest %s still keeps "
+            "(%d): reading everything once instead of the changes",
+            stored,
+            table,
+            min_valid,
+        )
+        return CHANGE_TRACKING_FULL_READ
+    if stored > current:
+        log.warning(
+            "the stored change tracking version %d is newer than the database's (%d), as "
+            "after a restore: reading everything instead of the changes",
+            stored,
+            current,
+        )
+        return CHANGE_TRACKING_FULL_READ
+    return stored
+
+
 # --- errors -----------------------------------------------------------------------
 
 
@@ -287,6 +398,7 @@ class Failure(Enum):
     LOGIN = "login"
     TIMEOUT = "timeout"
     ODBC_DRIVER = "odbc_driver"
+    ENCODING = "encoding"
     OTHER = "other"
 
 
@@ -304,6 +416,14 @@ _TIMEOUT_CODES = frozenset({1969, 3024})
 _TIMEOUT_TEXT = re.compile(
     r"statement timeout|max_statement_time exceeded|maximum statement execution time|"
     r"query timeout expired|DPI-1067|ORA-03156|^interrupted$",
+    re.IGNORECASE,
+)
+# Text the driver or the server could not convert: an error, never a `?` in a name.
+_ENCODING_STATES = frozenset({"22021", "22P05"})
+_ENCODING_CODES = frozenset({1300})
+_ENCODING_TEXT = re.compile(
+    r"invalid byte sequence for encoding|has no equivalent in encoding|"
+    r"ansi to unicode conversion error|invalid \w+ character string",
     re.IGNORECASE,
 )
 _VENDOR_CODE = re.compile(r"\((\d+)\)\s*\(SQL\w+\)\s*$")
@@ -327,7 +447,7 @@ def _codes(error: BaseException) -> tuple[str | None, int | None]:
 
 
 def classify(error: BaseException) -> Failure:
-    """Whether a driver error is a refused login, a timeout, a missing ODBC driver, or other."""
+    """A refused login, a timeout, a missing ODBC driver, unconvertible text, or other."""
     state, code = _codes(error)
     text = driver_message(error)
     if state in _ODBC_DRIVER_STATES or _ODBC_DRIVER_TEXT.search(text):
@@ -336,7 +456,33 @@ def classify(error: BaseException) -> Failure:
         return Failure.LOGIN
     if state in _TIMEOUT_STATES or code in _TIMEOUT_CODES or _TIMEOUT_TEXT.search(text):
         return Failure.TIMEOUT
+    if state in _ENCODING_STATES or code in _ENCODING_CODES or _ENCODING_TEXT.search(text):
+        return Failure.ENCODING
     return Failure.OTHER
+
+
+# SQLSTATE class 08 is "connection exception"; 2006 and 2013 are MySQL's "server has gone
+# away" and "lost connection"; the texts are what libpq, psqlODBC and PyMySQL say.
+_DISCONNECT_CODES = frozenset({2006, 2013, 2055, 4031})
+_DISCONNECT_TEXT = re.compile(
+    r"server closed the connection unexpectedly|connection (?:was |has been )?lost|"
+    r"connection dead|lost connection|server has gone away|communication link failure|"
+    r"connection reset by peer|broken pipe|connection not open|the connection is closed|"
+    r"consuming input failed|terminating connection",
+    re.IGNORECASE,
+)
+
+
+def is_disconnect(error: BaseException) -> bool:
+    """Whether a driver error means the connection to the database is gone.
+
+    SQLAlchemy knows this for most native drivers, but not for every ODBC driver: for
+    those, a dead pooled connection would fail each cycle instead of being replaced.
+    """
+    state, code = _codes(error)
+    if state is not None and state.startswith("08") and state != "08001":
+        return True  # 08001 is "unable to connect": a new connection, not a lost one
+    return code in _DISCONNECT_CODES or bool(_DISCONNECT_TEXT.search(driver_message(error)))
 
 
 def driver_message(error: BaseException) -> str:

@@ -21,12 +21,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from conftest import TEST_TOKEN
 from hypothesis import given
 from hypothesis import strategies as st
 from pms_fixtures import (
     CANONICAL_COLUMNS,
     FULL_QUERY,
     INCREMENTAL_QUERY,
+    STATUS_MAP,
     PmsDatabase,
     mariadb_odbc_connect,
     pg_odbc_connect,
@@ -37,7 +39,7 @@ from pms_fixtures import (
 from sqlalchemy.engine import make_url
 
 from loopsync import pms_dialects
-from loopsync.config import PmsSettings
+from loopsync.config import LoadedConfig, PmsSettings, load_config
 from loopsync.errors import PmsError, QueryShapeError
 from loopsync.pms import (
     LOWEST_CURSOR,
@@ -89,7 +91,7 @@ ENGINES = [
 ]
 
 
-def _open_pms(engine: str, request: pytest.FixtureRequest, directory: Path) -> Pms:
+def open_pms(engine: str, request: pytest.FixtureRequest, directory: Path) -> Pms:
     if engine == "sqlite":
         url = sqlite_url(directory)
         return Pms(engine, PmsDatabase(url), {"url": url}, directory)
@@ -111,7 +113,7 @@ def _open_pms(engine: str, request: pytest.FixtureRequest, directory: Path) -> P
 
 @pytest.fixture(params=ENGINES)
 def pms(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pms]:
-    opened = _open_pms(request.param, request, tmp_path)
+    opened = open_pms(request.param, request, tmp_path)
     yield opened
     opened.db.dispose()
 
@@ -134,6 +136,35 @@ def read_all(source: PmsSource, since: object | None = None) -> tuple[list[dict[
     with source.read(since) as result:
         rows = list(result)
         return rows, result.max_cursor
+
+
+def loopsync_config(
+    directory: Path,
+    source: dict[str, str],
+    sql: str,
+    loop_url: str,
+    *,
+    status_map: dict[str, str] = STATUS_MAP,
+    **pms: object,
+) -> LoadedConfig:
+    """A whole config for `open_syncer`: this PMS and query, a status map, the given Loop."""
+    lines = [f"{key} = {json.dumps(value)}" for key, value in {**source, **pms}.items()]
+    statuses = ", ".join(f'{code} = "{status}"' for code, status in status_map.items())
+    state_url = f"sqlite:///{directory / 'state.db'}"
+    path = directory / "loopsync.toml"
+    path.write_text(
+        "[pms]\n"
+        + "\n".join(lines)
+        + f"\nquery_file = {json.dumps(str(write_query(directory, sql)))}\n"
+        f"status_map = {{ {statuses} }}\n"
+        'room_ready_values = ["clean"]\n'
+        '[property]\ntimezone = "Europe/Amsterdam"\nphone_region = "NL"\n'
+        f'[loop]\nbase_url = "{loop_url}"\nauth_token = "{TEST_TOKEN}"\nread_timeout = "2s"\n'
+        f"[state]\nurl = {json.dumps(state_url)}\n",
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
+    return load_config(path)
 
 
 def closed_port() -> int:
@@ -330,7 +361,7 @@ def test_a_missing_column_is_named(pms: Pms, open_source: Any) -> None:
 _C_LOCALE_SCRIPT = textwrap.dedent(
     """
     import json, locale, sys
-    from loopsync.config import PmsSettings
+    from loopsync.config import LoadedConfig, PmsSettings, load_config
     from loopsync.pms import PmsSource
     assert locale.getpreferredencoding(False).lower() in ("ascii", "ansi_x3.4-1968")
     source = PmsSource(PmsSettings.model_validate_json(sys.argv[1]), None)
@@ -347,7 +378,7 @@ _C_LOCALE_SCRIPT = textwrap.dedent(
 def test_odbc_text_is_byte_exact_under_the_c_locale(
     engine: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    pms = _open_pms(engine, request, tmp_path)
+    pms = open_pms(engine, request, tmp_path)
     pms.db.insert(
         *(
             reservation_row(rid, firstname=first, lastname=last)
@@ -972,6 +1003,65 @@ def test_secrets_in_url_queries_are_not_described() -> None:
 )
 def test_driver_errors_are_classified(args: tuple[Any, ...], failure: Failure) -> None:
     assert pms_dialects.classify(Exception(*args)) is failure
+
+
+@pytest.mark.parametrize(
+    ("args", "lost"),
+    [
+        # As the drivers here said it when tests/tcp_proxy.py cut their connections:
+        (
+            (
+                "08S01",
+                "[08S01] [ma-3.1.15][10.11.19-MariaDB-0+deb12u1]Server has gone away (2006) "
+                "(SQLExecDirectW)",
+            ),
+            True,
+        ),
+        (("08003", "[08003] [ma-3.1.15]Connection not open (0) (SQLAllocHandle)"), True),
+        (
+            (
+                "08S01",
+                "[08S01] SQLExecDirectW unable due to the connection lost (35) (SQLExecDirectW)",
+            ),
+            True,
+        ),
+        (("consuming input failed: server closed the connection unexpectedly",), True),
+        ((2013, "Lost connection to MySQL server during query"), True),
+        # SQL Server's drivers, as documented:
+        (
+            (
+                "08S01",
+                "[08S01] [Microsoft][ODBC Driver 18 for SQL Server]Communication link failure "
+                "(0) (SQLExecDirectW)",
+            ),
+            True,
+        ),
+        # A new connection that could not be made is not a lost one.
+        (("08001", "[08001] [ma-3.1.15]Can't connect to server on '127.0.0.1' (111)"), False),
+        (("42S02", "[42S02] Invalid object name 'RESV'. (208) (SQLExecDirectW)"), False),
+        (("HYT00", "[HYT00] Query timeout expired (0) (SQLExecDirectW)"), False),
+    ],
+)
+def test_lost_connections_are_recognised_for_every_driver(
+    args: tuple[Any, ...], lost: bool
+) -> None:
+    assert pms_dialects.is_disconnect(Exception(*args)) is lost
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ('invalid byte sequence for encoding "UTF8": 0xeb',),
+        (
+            "HY000",
+            "[HY000] [ma-3.1.15][10.11.19-MariaDB-0+deb12u1]Ansi to Unicode conversion error "
+            "occurred (84) (SQLGetData)",
+        ),
+        ("22021", '[22021] ERROR: invalid byte sequence for encoding "UTF8": 0xeb; (1)'),
+    ],
+)
+def test_text_that_cannot_be_converted_is_its_own_failure(args: tuple[Any, ...]) -> None:
+    assert pms_dialects.classify(Exception(*args)) is Failure.ENCODING
 
 
 def test_driver_messages_lose_their_odbc_prefixes() -> None:
