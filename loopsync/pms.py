@@ -521,7 +521,7 @@ class PmsSource:
                 f"the PMS query file {path} is not UTF-8 text; save it as UTF-8"
             ) from None
         # Oracle rejects a trailing `;`, and others do not need one.
-        sql = sql.strip().rstrip(";").rstrip()
+        sql = pms_dialects.strip_sql_comments(sql).strip().rstrip(";").rstrip()
         if not sql:
             raise PmsError(f"the PMS query file {path} is empty; check pms.query_file")
         statement = sa.text(sql)

@@ -39,6 +39,45 @@ SQL_SS_TIMESTAMPOFFSET = -155
 
 _ODBC_PASSWORD_KEYS = frozenset({"pwd", "password"})
 
+# --- query text -------------------------------------------------------------------
+
+_QUOTES = {"'": "'", '"': '"', "[": "]", "`": "`"}
+
+
+def strip_sql_comments(sql: str) -> str:
+    """`sql` without `-- …` and `/* … */` comments, leaving quoted text untouched.
+
+    A `:since` written in a comment would otherwise count as a second parameter.
+    """
+    out: list[str] = []
+    position, length = 0, len(sql)
+    while position < length:
+        char = sql[position]
+        if char in _QUOTES:
+            closing = _QUOTES[char]
+            end = position + 1
+            while end < length:
+                if sql[end] == closing:
+                    if end + 1 < length and sql[end + 1] == closing:  # a doubled quote
+                        end += 2
+                        continue
+                    break
+                end += 1
+            out.append(sql[position : end + 1])
+            position = end + 1
+        elif sql.startswith("--", position):
+            end = sql.find("\n", position)
+            position = length if end < 0 else end
+        elif sql.startswith("/*", position):
+            end = sql.find("*/", position + 2)
+            out.append(" ")
+            position = length if end < 0 else end + 2
+        else:
+            out.append(char)
+            position += 1
+    return "".join(out)
+
+
 # --- raw ODBC connection strings -------------------------------------------------
 
 

@@ -1079,3 +1079,41 @@ def test_sqlalchemy_knows_the_postgresql_odbc_dialect() -> None:
     )
     assert isinstance(engine.dialect, pms_dialects.PGDialect_pyodbc)
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        (
+            "SELECT a -- rows changed since :since\nFROM t WHERE m >= :since",
+            "SELECT a \nFROM t WHERE m >= :since",
+        ),
+        ("SELECT /* :since */ a FROM t", "SELECT   a FROM t"),
+        (
+            "SELECT '--not a comment', \"/*x*/\" FROM t",
+            "SELECT '--not a comment', \"/*x*/\" FROM t",
+        ),
+        ("SELECT 'it''s -- fine' FROM [a--b]", "SELECT 'it''s -- fine' FROM [a--b]"),
+        ("SELECT 1 /* never closed", "SELECT 1  "),
+    ],
+)
+def test_comments_are_removed_outside_quotes(sql: str, expected: str) -> None:
+    assert pms_dialects.strip_sql_comments(sql) == expected
+
+
+def test_since_in_a_comment_is_not_a_second_parameter(tmp_path: Path) -> None:
+    with PmsDatabase(sqlite_url(tmp_path)) as db:
+        db.insert(reservation_row("R1", modified_at=datetime(2026, 12, 1, 12, 0)))
+    query = write_query(
+        tmp_path, "-- rows changed since :since\n" + INCREMENTAL_QUERY + "  /* :since again */"
+    )
+    settings = PmsSettings(
+        url=sqlite_url(tmp_path),
+        query_file=query,
+        mode="incremental",
+        status_map={"RES": "reserved"},
+    )
+    source = PmsSource(settings, None)
+    with source.read(None) as result:
+        assert [row["reservation_id"] for row in result] == ["R1"]
+    source.dispose()
