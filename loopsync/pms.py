@@ -553,7 +553,10 @@ class PmsSource:
             engine = sa.create_engine(
                 url,
                 pool_pre_ping=True,
-                connect_args=pms_dialects.connect_args(url, self._pms.connect_timeout),
+                connect_args={
+                    **pms_dialects.connect_args(url, self._pms.connect_timeout),
+                    **pms_dialects.network_timeouts(url, self._pms.statement_timeout),
+                },
                 **pool,
             )
         except (ImportError, sa.exc.NoSuchModuleError) as exc:

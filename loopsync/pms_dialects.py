@@ -234,9 +234,36 @@ def connect_args(url: URL, connect_timeout: timedelta) -> dict[str, Any]:
         key, value = "login_timeout", _whole_seconds(connect_timeout)
     else:
         return {}
-    if key in url.query:
+    args: dict[str, Any] = {} if key in url.query else {key: value}
+    return args
+
+
+def network_timeouts(url: URL, statement_timeout: timedelta) -> dict[str, Any]:
+    """DBAPI `connect()` keywords that end a read whose network went silent.
+
+    The server cancels a slow query itself (the statement timeout); these catch the
+    case where no reply can come at all (a cable pulled, a VPN dropped without a reset),
+    which would otherwise leave a cycle waiting forever. 0 (no statement timeout) sets
+    none of them.
+    """
+    if statement_timeout <= timedelta(0):
         return {}
-    return {key: value}
+    driver = url.get_driver_name()
+    # Longer than any reply the server may legitimately still send after the timeout.
+    silent = _whole_seconds(statement_timeout) + 30
+    if driver == "pymysql":
+        wanted: dict[str, Any] = {"read_timeout": silent, "write_timeout": silent}
+    elif driver in ("psycopg", "psycopg2"):
+        wanted = {
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+            "tcp_user_timeout": silent * 1000,
+        }
+    else:
+        return {}
+    return {key: value for key, value in wanted.items() if key not in url.query}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1117,3 +1117,21 @@ def test_since_in_a_comment_is_not_a_second_parameter(tmp_path: Path) -> None:
     with source.read(None) as result:
         assert [row["reservation_id"] for row in result] == ["R1"]
     source.dispose()
+
+
+def test_a_silent_network_ends_a_read_instead_of_hanging() -> None:
+    mysql = make_url("mysql+pymysql://u@h/db")
+    assert pms_dialects.network_timeouts(mysql, timedelta(seconds=60)) == {
+        "read_timeout": 90,
+        "write_timeout": 90,
+    }
+    pg = pms_dialects.network_timeouts(
+        make_url("postgresql+psycopg://u@h/db"), timedelta(seconds=10)
+    )
+    assert pg["tcp_user_timeout"] == 40_000
+    assert pg["keepalives"] == 1
+    assert pms_dialects.network_timeouts(mysql, timedelta(0)) == {}
+    assert pms_dialects.network_timeouts(
+        make_url("mysql+pymysql://u@h/db?read_timeout=5"), timedelta(seconds=60)
+    ) == {"write_timeout": 90}
+    assert pms_dialects.network_timeouts(make_url("sqlite:///x.db"), timedelta(seconds=60)) == {}
