@@ -101,6 +101,9 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 def _load(args: argparse.Namespace) -> LoadedConfig:
     config = load_config(_config_path(args))
+    if not (args.verbose or args.quiet or args.log_format):
+        # The config's log settings apply when the command line says nothing.
+        setup_logging(logging.getLevelName(config.settings.log.level), config.settings.log.format)
     secrets = [config.auth_token, config.pms_password or ""]
     _secrets.extend(secret for secret in secrets if secret)
     add_secrets(_secrets)

@@ -259,6 +259,14 @@ class LogSettings(Section):
     format: Literal["text", "json"] = "text"
 
 
+class MetricsSettings(Section):
+    """Optional Prometheus endpoint of the daemon."""
+
+    enabled: bool = False
+    address: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=1, le=65535)
+
+
 class Settings(BaseSettings):
     """The whole configuration."""
 
@@ -277,6 +285,7 @@ class Settings(BaseSettings):
     state: StateSettings = Field(default_factory=StateSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -26,10 +26,11 @@ from loopsync.app import make_client
 from loopsync.config import LoadedConfig, load_config, require
 from loopsync.errors import ConfigError, ExitCode, LoopsyncError
 from loopsync.logs import add_secrets
+from loopsync.metrics import Metrics
 from loopsync.notify import Notifier
 from loopsync.pms import PmsSource
 from loopsync.store import StateStore
-from loopsync.sync import Syncer, utc_now
+from loopsync.sync import CycleSummary, Syncer, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Daemon:
         self._last_ping = time.monotonic()
         self._syncer = self._build_syncer(config)
         self.last_summary = "no cycle yet"
+        self.metrics = Metrics() if config.settings.metrics.enabled else None
         self.scheduler = BlockingScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={
@@ -112,6 +114,10 @@ class Daemon:
             signal.signal(signal.SIGINT, self._on_stop_signal)
             signal.signal(signal.SIGHUP, self._on_reload_signal)
             interval = self.config.settings.schedule.poll_interval.total_seconds()
+            if self.metrics is not None:
+                where = self.config.settings.metrics
+                self.metrics.serve(where.address, where.port)
+                log.info("metrics on http://%s:%d/metrics", where.address, where.port)
             log.info("loopsync daemon started: polling every %g s", interval)
             self.notifier.ready(f"started; polling every {interval:g} s")
             self.scheduler.start()  # blocks until shutdown
@@ -134,6 +140,8 @@ class Daemon:
         if self._stop.is_set():
             return
         self._idle.clear()
+        started = time.monotonic()
+        summary: CycleSummary | None = None
         try:
             with self._work:
                 syncer = self._syncer
@@ -150,6 +158,12 @@ class Daemon:
             log.exception("%s", self.last_summary)
         finally:
             self._idle.set()
+        if self.metrics is not None:
+            try:
+                counts = self.store.outbox_counts()
+            except LoopsyncError:
+                counts = {}
+            self.metrics.record_cycle(kind, summary, time.monotonic() - started, counts)
         self.notifier.status(self.last_summary)
         self.notifier.watchdog()
 

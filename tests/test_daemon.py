@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from conftest import TEST_TOKEN
 from pms_fixtures import (
     FULL_QUERY,
@@ -239,4 +240,28 @@ def test_sync_now_takes_turns_with_a_running_daemon(hotel, simulator, daemons):
     )
     assert result.returncode == 0, result.stderr
     assert "upserted 0" in result.stdout
+    assert daemon.stop()[0] == 0
+
+
+def test_metrics_endpoint_counts_cycles(hotel, simulator, daemons):
+    _, config = hotel
+    with socket.socket() as probe:  # a free port for the endpoint
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config.write_text(config.read_text() + f"\n[metrics]\nenabled = true\nport = {port}\n")
+    daemon = Daemon(config)
+    daemons.append(daemon)
+    daemon.wait_for_line(f"metrics on http://127.0.0.1:{port}/metrics")
+    assert simulator.wait_for_received(1, WAIT)
+    daemon.wait_for_line("sync at")  # the first cycle was recorded before this line's successor
+    daemon.wait_for_line("sync at")
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'loopsync_actions_total{kind="upsert",outcome="delivered"} 1.0' in text
+    assert 'loopsync_outbox_entries{state="done"} 1.0' in text
+    ok_cycles = next(
+        line
+        for line in text.splitlines()
+        if line.startswith('loopsync_cycles_total{kind="sync",result="ok"}')
+    )
+    assert float(ok_cycles.split()[-1]) >= 1
     assert daemon.stop()[0] == 0
