@@ -46,6 +46,8 @@ def check(config: LoadedConfig) -> int:
     require(config, pms=True, loop=True)
     settings = config.settings
     print(f"config: ok ({config.path})")
+    preset = f" (preset {settings.pms.preset})" if settings.pms.preset else ""
+    print(f"query: {settings.pms.query_file}{preset}, {settings.pms.mode} mode")
     failed: ExitCode | None = None
 
     source = PmsSource(settings.pms, config.pms_password)
