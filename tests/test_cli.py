@@ -246,3 +246,17 @@ def test_status_and_outbox_list_show_no_guest_details(setup: Setup):
     listing = setup.run("outbox", "list")
     assert "G1" in listing.stdout
     assert "Ñúñez" not in listing.stdout + status.stdout
+
+
+def test_check_runs_the_query_and_checks_the_token_without_changing_anything(setup: Setup):
+    result = setup.run("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "pms: ok" in result.stdout
+    assert "2 rows" in result.stdout
+    assert "loop: ok" in result.stdout
+    assert "Ñúñez" not in result.stdout  # samples are masked
+    assert setup.simulator.contacts == {}
+    (setup.tmp_path / "token").write_text("not-the-token")
+    refused = setup.run("check")
+    assert refused.returncode == ExitCode.LOOP_AUTH
+    assert "loop: FAILED: the token was refused" in refused.stdout
