@@ -176,6 +176,25 @@ class PropertySettings(Section):
             ) from None
         return value
 
+    @field_validator("default_language")
+    @classmethod
+    def _two_letters(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]{2}", value):
+            raise ValueError(f"{value!r} is not a two-letter ISO 639-1 code such as 'en'")
+        return value.lower()
+
+    @field_validator("language_map")
+    @classmethod
+    def _map_to_two_letters(cls, value: dict[str, str]) -> dict[str, str]:
+        wrong = sorted(
+            code for code, language in value.items() if not re.fullmatch(r"[A-Za-z]{2}", language)
+        )
+        if wrong:
+            raise ValueError(
+                f"the codes {wrong} must map to two-letter ISO 639-1 codes such as 'de'"
+            )
+        return {code: language.lower() for code, language in value.items()}
+
     @field_validator("phone_region")
     @classmethod
     def _region(cls, value: str) -> str:

@@ -157,3 +157,18 @@ def test_quiet_hours_off_and_times(tmp_path: Path):
     config = load_config(write(tmp_path, '[rules]\nquiet_hours = "off"\nroomready_from = "9:30"\n'))
     assert config.settings.rules.quiet_hours is None
     assert config.settings.rules.roomready_from == time(9, 30)
+
+
+def test_languages_must_be_two_letter_codes(tmp_path: Path):
+    path = write(
+        tmp_path, '[property]\ndefault_language = "eng"\nlanguage_map = { GE = "deu", SP = "ES" }\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert [problem.split(": ")[1] for problem in caught.value.problems] == [
+        "property.default_language",
+        "property.language_map",
+    ]
+    assert "['GE']" in caught.value.problems[1]
+    good = load_config(write(tmp_path, '[property]\nlanguage_map = { SP = "ES" }\n'))
+    assert good.settings.property.language_map == {"SP": "es"}
