@@ -13,8 +13,9 @@ import os
 import signal
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
+from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -37,6 +38,16 @@ log = logging.getLogger(__name__)
 STOP_DEADLINE = 8.0  # seconds from SIGTERM to exit, inside systemd's TimeoutStopSec
 PROGRESS_PING = 30.0  # seconds between watchdog pings while a long delivery makes progress
 WORK_LOCK_WAIT = 30.0  # how long a cycle waits for a `--sync-now` run by hand
+
+
+def poll_trigger(interval: timedelta) -> IntervalTrigger:
+    """The poll: on UTC, so a DST change neither stalls nor doubles it."""
+    return IntervalTrigger(seconds=interval.total_seconds(), timezone=UTC)
+
+
+def reconcile_trigger(crontab: str, zone: ZoneInfo) -> CronTrigger:
+    """The nightly reconcile, on the property's wall clock."""
+    return CronTrigger.from_crontab(crontab, timezone=zone)
 
 
 class Daemon:
@@ -85,10 +96,9 @@ class Daemon:
 
     def _schedule(self) -> None:
         schedule = self.config.settings.schedule
-        # The interval runs on UTC so a DST change neither stalls nor doubles it.
         self.scheduler.add_job(
             self._cycle,
-            IntervalTrigger(seconds=schedule.poll_interval.total_seconds(), timezone=UTC),
+            poll_trigger(schedule.poll_interval),
             args=["sync"],
             id="poll",
             name="poll the PMS",
@@ -97,9 +107,7 @@ class Daemon:
         )
         self.scheduler.add_job(
             self._cycle,
-            CronTrigger.from_crontab(
-                schedule.reconcile_cron, timezone=self.config.settings.property.zone
-            ),
+            reconcile_trigger(schedule.reconcile_cron, self.config.settings.property.zone),
             args=["reconcile"],
             id="reconcile",
             name="full reconcile",
