@@ -101,6 +101,7 @@ class Deliverer:
     def deliver_pending(self, budget: timedelta | None = None) -> DeliveryReport:
         """Send what is due; with a budget, also wait for retries that fall due within it."""
         report = DeliveryReport()
+        self._park_interrupted(report)
         deadline = self._now() + budget if budget is not None else None
         while True:
             next_due = self._one_pass(report)
@@ -113,6 +114,17 @@ class Deliverer:
                 self._sleep(wait)
         self._count_waiting(report)
         return report
+
+    def _park_interrupted(self, report: DeliveryReport) -> None:
+        for entry in self._store.park_interrupted(self._now()):
+            report.uncertain += 1
+            log.warning(
+                "%s %s: parked as uncertain: loopsync stopped while sending it, so it may "
+                "have reached Loop; replay it with `loopsync outbox retry --uncertain` if "
+                "the guest did not get it",
+                entry.reservation_id,
+                entry.kind.value,
+            )
 
     def _count_waiting(self, report: DeliveryReport) -> None:
         now = self._now()
@@ -160,19 +172,27 @@ class Deliverer:
                 log.info("%s %s: dropped, %s", rid, kind.value, reason)
                 return None
 
+        if kind.is_event:
+            # Committed before the request: if we die mid-flight, the next start parks it.
+            self._store.mark_sending(entry.id)
         reply = self._client.send(kind, entry.body)
         attempts = entry.attempts + 1
         finished = self._now()
         if reply.outcome is Outcome.SUCCESS:
-            self._store.mark_done(entry.id, finished, reply.body[:500] or None)
+            self._store.mark_done(entry.id, finished, attempts, reply.body[:500] or None)
             report.delivered[kind.value] += 1
             log.info("%s %s: delivered", rid, kind.value)
             return None
         report.last_error = f"{rid} {kind.value}: {reply.detail}"
         if reply.outcome is Outcome.AUTH:
+            # Not this entry's fault: back in the queue, no try counted.
+            self._store.schedule_retry(
+                entry.id, entry.attempts, None, reply.detail, None, entry.refusals
+            )
             report.auth_error = (
-                f"Loop refused the auth token ({reply.detail}); delivery stopped for the whole "
-                "account. Check loop.auth_token and loop.base_url, then run loopsync again"
+                f"Loop refused the auth token ({reply.detail}); delivery is stopped until it "
+                "is accepted. Check the token (loop.auth_token, loop.auth_token_file or the "
+                "loop_auth_token credential) and loop.base_url"
             )
             log.error("%s", report.auth_error)
             return None
@@ -191,21 +211,26 @@ class Deliverer:
                 reply.detail,
             )
             return None
-        if reply.outcome is Outcome.PERMANENT and attempts >= self._settings.dead_after_attempts:
+        refusals = entry.refusals + (reply.outcome is Outcome.PERMANENT)
+        if refusals >= self._settings.dead_after_attempts:
             self._store.mark_dead(entry.id, finished, attempts, reply.detail, reply.body or None)
             report.dead += 1
             log.error(
-                "%s %s: dead after %d tries (%s); see `loopsync outbox list --dead`",
+                "%s %s: dead after %d refusals (%s); see `loopsync outbox list --state dead`",
                 rid,
                 kind.value,
-                attempts,
+                refusals,
                 reply.detail,
             )
             return None
         delay = backoff_delay(attempts, self._settings, self._rng, reply.retry_after)
         retry_at = finished + timedelta(seconds=delay)
-        self._store.schedule_retry(entry.id, attempts, retry_at, reply.detail, reply.body or None)
-        log.warning(
+        self._store.schedule_retry(
+            entry.id, attempts, retry_at, reply.detail, reply.body or None, refusals
+        )
+        # The first failure says what is wrong; repeats of an outage would drown the log.
+        log.log(
+            logging.WARNING if attempts == 1 else logging.DEBUG,
             "%s %s: try %d failed (%s); retrying in %.1f s",
             rid,
             kind.value,

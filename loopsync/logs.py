@@ -71,11 +71,14 @@ def setup_logging(level: int, fmt: str = "text", secrets: Iterable[str] = ()) ->
     handler.setLevel(level)
     root.addHandler(handler)
     root.setLevel(min(level, root.level) if root.level else level)
-    # Quiet the libraries' own chatter unless asked for everything.
-    for noisy in ("urllib3", "apscheduler", "sqlalchemy.engine"):
+    # Quiet the libraries' own chatter unless asked for everything. SQLAlchemy's echo
+    # never: it prints statement parameters, which are guest details.
+    for noisy in ("urllib3", "apscheduler"):
         logging.getLogger(noisy).setLevel(
             logging.WARNING if level > logging.DEBUG else logging.INFO
         )
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
     _handler = handler
     return handler
 

@@ -31,7 +31,7 @@ from loopsync.model import Action, ActionKind, Mark, Plan, Status, StayState
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _CHUNK = 500
 
 
@@ -103,6 +103,8 @@ outbox = sa.Table(
     sa.Column("not_before", UtcDateTime),
     sa.Column("next_attempt_at", UtcDateTime),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    # Tries Loop refused (4xx, status != Success): only these lead to the dead letter.
+    sa.Column("refusals", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Column("last_error", sa.Text),
     sa.Column("reply", sa.Text),
     sa.Column("finished_at", UtcDateTime),
@@ -127,6 +129,7 @@ class OutboxState:
     """The life of an outbox entry."""
 
     PENDING = "pending"
+    SENDING = "sending"  # an event on the wire: if loopsync dies now, its fate is unknown
     DONE = "done"
     DEAD = "dead"
     UNCERTAIN = "uncertain"
@@ -147,6 +150,7 @@ class OutboxEntry:
     not_before: datetime | None
     next_attempt_at: datetime | None
     attempts: int
+    refusals: int
     last_error: str | None
     reply: str | None
 
@@ -258,6 +262,21 @@ class StateStore:
                 metadata.create_all(conn)
                 self._set_meta(conn, "schema_version", str(SCHEMA_VERSION))
                 log.info("state store created at %s (schema %d)", self._where, SCHEMA_VERSION)
+                return
+            if version < 2:
+                conn.execute(
+                    sa.text(
+                        "ALTER TABLE loopsync_outbox ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0"
+                    )
+                )
+            if version < SCHEMA_VERSION:
+                self._set_meta(conn, "schema_version", str(SCHEMA_VERSION))
+                log.info(
+                    "state store %s migrated from schema %d to %d",
+                    self._where,
+                    version,
+                    SCHEMA_VERSION,
+                )
 
     def _set_meta(self, conn: Connection, key: str, value: str) -> None:
         updated = conn.execute(
@@ -448,9 +467,35 @@ class StateStore:
                 .values(state=state, finished_at=now, next_attempt_at=None, **values)
             )
 
-    def mark_done(self, entry_id: int, now: datetime, reply: str | None) -> None:
+    def mark_sending(self, entry_id: int) -> None:
+        """An event is about to go on the wire (committed first, see `park_interrupted`)."""
+        with self._begin() as conn:
+            conn.execute(
+                sa.update(outbox).where(outbox.c.id == entry_id).values(state=OutboxState.SENDING)
+            )
+
+    def park_interrupted(self, now: datetime) -> list[OutboxEntry]:
+        """Events loopsync was sending when it stopped: parked as uncertain, never resent."""
+        with self._begin() as conn:
+            rows = (
+                conn.execute(sa.select(outbox).where(outbox.c.state == OutboxState.SENDING))
+                .mappings()
+                .all()
+            )
+            conn.execute(
+                sa.update(outbox)
+                .where(outbox.c.state == OutboxState.SENDING)
+                .values(
+                    state=OutboxState.UNCERTAIN,
+                    finished_at=now,
+                    last_error="loopsync stopped while sending it: it may have reached Loop",
+                )
+            )
+        return [_entry_from_row(row) for row in rows]
+
+    def mark_done(self, entry_id: int, now: datetime, attempts: int, reply: str | None) -> None:
         """Loop said Success: the entry is done and its guest details are erased."""
-        self._finish(entry_id, OutboxState.DONE, now, body="{}", reply=reply)
+        self._finish(entry_id, OutboxState.DONE, now, body="{}", attempts=attempts, reply=reply)
 
     def mark_dropped(self, entry_id: int, now: datetime, reason: str) -> None:
         """R9 (or an operator) dropped the entry; its guest details are erased."""
@@ -469,15 +514,23 @@ class StateStore:
         self._finish(entry_id, OutboxState.UNCERTAIN, now, attempts=attempts, last_error=error)
 
     def schedule_retry(
-        self, entry_id: int, attempts: int, next_attempt_at: datetime, error: str, reply: str | None
+        self,
+        entry_id: int,
+        attempts: int,
+        next_attempt_at: datetime | None,
+        error: str,
+        reply: str | None,
+        refusals: int = 0,
     ) -> None:
-        """A failed try: count it and say when to try again."""
+        """A failed try: count it, and say when to try again (None: at the next run)."""
         with self._begin() as conn:
             conn.execute(
                 sa.update(outbox)
                 .where(outbox.c.id == entry_id)
                 .values(
+                    state=OutboxState.PENDING,
                     attempts=attempts,
+                    refusals=refusals,
                     next_attempt_at=next_attempt_at,
                     last_error=error,
                     reply=reply,
@@ -490,7 +543,13 @@ class StateStore:
             sa.update(outbox)
             .where(outbox.c.state.in_(list(from_states)))
             .where(outbox.c.body != "{}")
-            .values(state=OutboxState.PENDING, next_attempt_at=None, attempts=0, finished_at=None)
+            .values(
+                state=OutboxState.PENDING,
+                next_attempt_at=None,
+                attempts=0,
+                refusals=0,
+                finished_at=None,
+            )
         )
         if entry_ids is not None:
             query = query.where(outbox.c.id.in_(list(entry_ids)))
@@ -676,6 +735,7 @@ def _entry_from_row(row: Any) -> OutboxEntry:
         not_before=row["not_before"],
         next_attempt_at=row["next_attempt_at"],
         attempts=int(row["attempts"]),
+        refusals=int(row["refusals"]),
         last_error=row["last_error"],
         reply=row["reply"],
     )

@@ -265,3 +265,24 @@ def test_metrics_endpoint_counts_cycles(hotel, simulator, daemons):
     )
     assert float(ok_cycles.split()[-1]) >= 1
     assert daemon.stop()[0] == 0
+
+
+def test_killed_while_an_event_is_on_the_wire_it_is_never_sent_twice(hotel, simulator, daemons):
+    db, config = hotel
+    first = Daemon(config)
+    daemons.append(first)
+    assert simulator.wait_for_received(1, WAIT)
+    simulator.hang_next(1, path="ContactEvent")  # Loop got the welcome but has not answered
+    db.update("G1", status="INH", checked_in_at=datetime.now(), modified_at=datetime.now())
+    assert simulator.wait_for_received(3, WAIT)  # the upsert, then the event arrives
+    first.process.kill()  # while it waits for the reply
+    first.process.wait(timeout=WAIT)
+    second = Daemon(config)
+    daemons.append(second)
+    line = second.wait_for_line("parked as uncertain")
+    assert "G1 checkin" in line
+    assert "loopsync stopped while sending it" in line
+    second.wait_for_line("sync at")
+    received_events = [r for r in simulator.received if r.path.endswith("ContactEvent")]
+    assert len(received_events) == 1  # never resent by itself
+    assert second.stop()[0] == 0

@@ -107,7 +107,7 @@ def test_outbox_lifecycle_erases_guest_details_once_finished(store: StateStore):
         Plan(actions=[upsert("R1"), upsert("R2"), upsert("R3"), upsert("R4")]), now=NOW, cursor=None
     )
     first, second, third, fourth = store.pending()
-    store.mark_done(first.id, NOW, '{"status":"Success"}')
+    store.mark_done(first.id, NOW, 1, '{"status":"Success"}')
     store.mark_dead(second.id, NOW, 3, "HTTP 400 from Loop", '{"status":"Failure"}')
     store.mark_uncertain(third.id, NOW, 1, "no reply")
     store.schedule_retry(fourth.id, 1, NOW + timedelta(seconds=30), "HTTP 503", None)
@@ -132,7 +132,7 @@ def test_purge_forgets_departed_stays_and_old_entries(store: StateStore):
         cursor=None,
     )
     entry = store.pending()[0]
-    store.mark_done(entry.id, NOW - timedelta(days=35), None)
+    store.mark_done(entry.id, NOW - timedelta(days=35), 1, None)
     assert store.purge(NOW, retention_days=30) == (1, 1)
     assert set(store.load_states()) == {"NEW"}
 
@@ -197,3 +197,37 @@ def test_read_only_open_never_creates_a_store(tmp_path: Path):
     assert store.load_states() == {}
     store.close()
     assert not path.exists()
+
+
+def test_an_event_interrupted_on_the_wire_is_parked_not_resent(store: StateStore):
+    event = Action("R1", ActionKind.CHECKIN, {"event": "checkin", "foreignId": "R1"})
+    store.commit_plan(Plan(actions=[event, upsert("R2")]), now=NOW, cursor=None)
+    first = store.pending()[0]
+    store.mark_sending(first.id)
+    assert [e.reservation_id for e in store.pending()] == ["R2"]
+    parked = store.park_interrupted(NOW)
+    assert [(e.id, e.kind) for e in parked] == [(first.id, ActionKind.CHECKIN)]
+    uncertain = store.entries([OutboxState.UNCERTAIN])
+    assert [e.last_error for e in uncertain] == [
+        "loopsync stopped while sending it: it may have reached Loop"
+    ]
+    assert store.park_interrupted(NOW) == []
+
+
+def test_a_schema_1_store_is_migrated(store_url: str):
+    store = StateStore.open(store_url)
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE loopsync_outbox DROP COLUMN refusals"))
+        conn.execute(
+            sa.update(meta_table).where(meta_table.c.key == "schema_version").values(value="1")
+        )
+    store.close()
+    store = StateStore.open(store_url)
+    store.commit_plan(Plan(actions=[upsert("R1")]), now=NOW, cursor=None)
+    assert store.pending()[0].refusals == 0
+    with store.engine.connect() as conn:
+        version = conn.execute(
+            sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+        ).scalar()
+    assert version == str(SCHEMA_VERSION)
+    store.close()
