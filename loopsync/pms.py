@@ -88,6 +88,7 @@ LOWEST_CURSOR: dict[str, object] = {
 }
 
 _SECRET_QUERY_KEYS = frozenset({"password", "pwd", "passwd"})
+_CUSTOM_PREFIX = "custom_"
 _PROGRESS_STEPS = 10_000  # SQLite VM steps between two looks at the clock
 
 
@@ -276,6 +277,18 @@ def _check_columns(columns: tuple[str, ...], cursor_column: str | None) -> None:
     check_columns(columns, cursor_column=cursor_column)
 
 
+def column_key(name: str) -> str:
+    """A column's name as rows carry it: lower case, but a custom_<key> keeps its key's case.
+
+    Loop's custom field ids are case-sensitive (`guestID`), while drivers spell the
+    canonical columns in whatever case the database likes.
+    """
+    lowered = name.lower()
+    if lowered.startswith(_CUSTOM_PREFIX):
+        return _CUSTOM_PREFIX + name[len(_CUSTOM_PREFIX) :]
+    return lowered
+
+
 class PmsResult:
     """The rows of one read: `columns`, then iterate once; `max_cursor` grows as rows go by."""
 
@@ -442,7 +455,7 @@ class PmsSource:
                 except (sa.exc.DBAPIError, UnicodeError) as exc:
                     raise self._query_error(exc) from None
                 try:
-                    columns = tuple(name.lower() for name in rows.keys())  # noqa: SIM118
+                    columns = tuple(column_key(name) for name in rows.keys())  # noqa: SIM118
                     # Change tracking's cursor is the version, not a column of the rows.
                     cursor_column = None if pms.change_tracking_table else pms.cursor_column
                     _check_columns(

@@ -198,14 +198,18 @@ def test_full_read_returns_every_row_with_lower_cased_keys(pms: Pms, open_source
     source = open_source(pms.settings(UPPER_CASE_QUERY))
 
     with source.read() as result:
-        assert result.columns == CANONICAL_COLUMNS
+        columns = result.columns
         rows = list(result)
 
+    # Canonical columns in lower case; a custom column keeps its key as the database
+    # spells the alias (PostgreSQL folds an unquoted one to lower case, the others do not).
+    custom = "custom_loyalty" if pms.engine.startswith("postgresql") else "custom_LOYALTY"
+    assert columns == (*CANONICAL_COLUMNS[:-1], custom)
     assert [row["reservation_id"] for row in rows] == ["R1", "R2", "R3"]
-    assert all(tuple(row) == CANONICAL_COLUMNS for row in rows)
+    assert all(tuple(row) == columns for row in rows)
     assert rows[1]["status"] == "INH"
     assert rows[1]["room"] == "101"
-    assert rows[2]["custom_loyalty"] == "3883882"
+    assert rows[2][custom] == "3883882"
     assert str(rows[2]["departure"]) == "2026-12-09"
     assert result.rows_read == 3
     assert result.max_cursor == pms.cursor(T0)
@@ -1135,3 +1139,26 @@ def test_a_silent_network_ends_a_read_instead_of_hanging() -> None:
         make_url("mysql+pymysql://u@h/db?read_timeout=5"), timedelta(seconds=60)
     ) == {"write_timeout": 90}
     assert pms_dialects.network_timeouts(make_url("sqlite:///x.db"), timedelta(seconds=60)) == {}
+
+
+def test_custom_columns_keep_the_case_of_their_key(tmp_path: Path) -> None:
+    with PmsDatabase(sqlite_url(tmp_path)) as db:
+        db.insert(reservation_row("R1"))
+    query = write_query(
+        tmp_path,
+        "SELECT reservation_id AS RESERVATION_ID, status, arrival, departure, 'g1' AS CUSTOM_guestID FROM reservations",
+    )
+    settings = PmsSettings(
+        url=sqlite_url(tmp_path), query_file=query, status_map={"RES": "reserved"}
+    )
+    source = PmsSource(settings, None)
+    with source.read(None) as result:
+        assert result.columns == (
+            "reservation_id",
+            "status",
+            "arrival",
+            "departure",
+            "custom_guestID",
+        )
+        assert [row["custom_guestID"] for row in result] == ["g1"]
+    source.dispose()
