@@ -80,9 +80,8 @@ def check(config: LoadedConfig) -> int:
         print(f"loop: FAILED: the token was refused ({reply.detail}); check loop.auth_token")
         failed = failed or ExitCode.LOOP_AUTH
     else:
-        print(
-            f"loop: could not verify the token: {reply.detail}; check loop.base_url and the network"
-        )
+        hint = "" if reply.outcome is Outcome.PERMANENT else "; check loop.base_url and the network"
+        print(f"loop: FAILED: could not verify the token: {reply.detail}{hint}")
         failed = failed or ExitCode.DELIVERY
     return int(failed or ExitCode.OK)
 

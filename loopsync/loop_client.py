@@ -151,6 +151,15 @@ class _RateLimiter:
             self._sleep(delay)
 
 
+def _looks_like_loop(body: str) -> bool:
+    """Loop's API answers JSON objects with a `status` (DESIGN §1)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and "status" in parsed
+
+
 class LoopClient:
     """Calls Loop's Contact and ContactEvent endpoints; one instance per Loop account.
 
@@ -234,6 +243,15 @@ class LoopClient:
         )
         if reply.outcome is not Outcome.SUCCESS and not refused_probe:
             return reply
+        if not _looks_like_loop(reply.body):
+            # A wrong base URL answers too (a web server's 404 page): that proves nothing.
+            return self._reply(
+                Outcome.PERMANENT,
+                status,
+                f"the server at {self.base_url} answered HTTP {status}, but not like Loop's "
+                "API; check loop.base_url",
+                body=reply.body,
+            )
         return self._reply(
             Outcome.SUCCESS,
             status,

@@ -581,7 +581,8 @@ class LoopSimulator:
     def _apply(self, request: _Request) -> _Reply:
         allowed = _ALLOWED_METHODS.get(request.path)
         if allowed is None:
-            return _failure(404, f"no such endpoint: {request.path}")
+            # Like the web server in front of Loop, not like Loop's API: plain text.
+            return _Reply(404, f"Not Found: {request.path}\n")
         if request.method not in allowed:
             reply = _failure(405, f"{request.method} is not allowed on {request.path}")
             return _Reply(reply.status, reply.body, (("Allow", ", ".join(allowed)),))

@@ -262,3 +262,14 @@ def test_check_runs_the_query_and_checks_the_token_without_changing_anything(set
     refused = setup.run("check")
     assert refused.returncode == ExitCode.LOOP_AUTH
     assert "loop: FAILED: the token was refused" in refused.stdout
+
+
+def test_check_is_not_fooled_by_a_wrong_base_url(setup: Setup):
+    setup.config.write_text(
+        setup.config.read_text().replace(
+            setup.simulator.base_url, setup.simulator.base_url + "/wrongpath"
+        )
+    )
+    result = setup.run("check")
+    assert result.returncode == ExitCode.DELIVERY
+    assert "but not like Loop's API; check loop.base_url" in result.stdout
