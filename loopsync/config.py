@@ -8,6 +8,7 @@ key or from systemd's `$CREDENTIALS_DIRECTORY`. Every problem is reported at onc
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import stat
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -78,7 +81,27 @@ def _parse_quiet_hours(value: Any) -> tuple[time, time] | None:
     return parse_time_of_day(start), parse_time_of_day(end)
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0, e.g. '5s'")
+    return value
+
+
+def _at_least_a_second(value: timedelta) -> timedelta:
+    if value < timedelta(seconds=1):
+        raise ValueError("must be at least 1 second, e.g. '60s'")
+    return value
+
+
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must not be negative")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)]
+PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+Interval = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_at_least_a_second)]
 TimeOfDay = Annotated[time, BeforeValidator(parse_time_of_day)]
 QuietHours = Annotated[tuple[time, time] | None, BeforeValidator(_parse_quiet_hours)]
 
@@ -103,7 +126,7 @@ class PmsSettings(Section):
     change_tracking_table: str | None = None
     overlap: Duration = timedelta(minutes=2)
     statement_timeout: Duration = timedelta(seconds=60)
-    connect_timeout: Duration = timedelta(seconds=15)
+    connect_timeout: PositiveDuration = timedelta(seconds=15)
     fetch_size: int = Field(default=500, ge=1, le=100_000)
     status_map: dict[str, Status] = Field(default_factory=dict)
     room_ready_values: list[str] = Field(default_factory=lambda: ["1", "true", "yes", "clean"])
@@ -238,12 +261,12 @@ class LoopSettings(Section):
     base_url: str = "http://127.0.0.1:8765"
     auth_token: str | None = Field(default=None, repr=False)
     auth_token_file: Path | None = None
-    connect_timeout: Duration = timedelta(seconds=5)
-    read_timeout: Duration = timedelta(seconds=20)
+    connect_timeout: PositiveDuration = timedelta(seconds=5)
+    read_timeout: PositiveDuration = timedelta(seconds=20)
     max_requests_per_second: float = Field(default=10.0, gt=0)
     pool_size: int = Field(default=4, ge=1, le=32)
-    retry_base: Duration = timedelta(seconds=1)
-    retry_max: Duration = timedelta(minutes=5)
+    retry_base: PositiveDuration = timedelta(seconds=1)
+    retry_max: PositiveDuration = timedelta(minutes=5)
     retry_after_cap: Duration = timedelta(minutes=10)
     dead_after_attempts: int = Field(default=3, ge=1)
     delivery_budget: Duration = timedelta(seconds=60)
@@ -268,9 +291,21 @@ class StateSettings(Section):
 class ScheduleSettings(Section):
     """When the daemon runs its jobs."""
 
-    poll_interval: Duration = timedelta(seconds=60)
+    poll_interval: Interval = timedelta(seconds=60)
     reconcile_cron: str = "30 3 * * *"
-    misfire_grace: Duration = timedelta(seconds=30)
+    misfire_grace: Interval = timedelta(seconds=30)
+
+    @field_validator("reconcile_cron")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(
+                f"{value!r} is not a crontab line (minute hour day month weekday), "
+                f"e.g. '30 3 * * *': {exc}"
+            ) from None
+        return value
 
 
 class LogSettings(Section):
@@ -284,6 +319,16 @@ class MetricsSettings(Section):
     enabled: bool = False
     address: str = "127.0.0.1"
     port: int = Field(default=9464, ge=1, le=65535)
+
+    @field_validator("enabled")
+    @classmethod
+    def _installed(cls, value: bool) -> bool:
+        if value and importlib.util.find_spec("prometheus_client") is None:
+            raise ValueError(
+                "needs the prometheus_client package; install it with "
+                "pip install 'loopsync[metrics]', or set enabled = false"
+            )
+        return value
 
 
 class Settings(BaseSettings):
@@ -360,16 +405,6 @@ def _describe(error: dict[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
-def _read_secret_file(path: Path, key: str, source: str, problems: list[str]) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        problems.append(
-            f"{source}: {key}: cannot read {path}: {exc.strerror}; check path and permissions"
-        )
-        return None
-
-
 def _credential(name: str) -> Path | None:
     directory = os.environ.get("CREDENTIALS_DIRECTORY")
     if not directory:
@@ -408,54 +443,113 @@ def _preset_problems(settings: Settings, source: str) -> list[str]:
     return problems
 
 
+def _read_config_file(path: Path, *, require_file: bool) -> tuple[dict[str, Any], bool]:
+    """The file's TOML as a dict, and whether others can read it."""
+    try:
+        raw = path.read_bytes()
+        world_readable = bool(path.stat().st_mode & stat.S_IROTH)
+    except FileNotFoundError:
+        if require_file:
+            raise ConfigError(
+                [f"{path}: no such file; copy config/loopsync.example.toml there, or pass --config"]
+            ) from None
+        return {}, False
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read it: {exc.strerror}"]) from None
+    try:
+        return tomllib.loads(raw.decode("utf-8")), world_readable
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+
+
+_PATH_KEYS = (("pms", "query_file"), ("pms", "password_file"), ("loop", "auth_token_file"))
+
+
+def _relative_to(data: dict[str, Any], folder: Path) -> None:
+    """Relative paths in the file are relative to the file, not the working directory."""
+    for section, key in _PATH_KEYS:
+        value = data.get(section, {}).get(key) if isinstance(data.get(section), dict) else None
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            data[section][key] = str(folder / value)
+
+
+def _env_variable(loc: tuple[int | str, ...], data: dict[str, Any]) -> str | None:
+    """The LOOPSYNC_… variable a bad value came from, when the file does not set it."""
+    if len(loc) < 2:
+        return None
+    section, key = str(loc[0]), str(loc[1])
+    in_file = isinstance(data.get(section), dict) and key in data[section]
+    if in_file:
+        return None
+    wanted = f"{ENV_PREFIX}{section}__{key}".upper()
+    return next((name for name in os.environ if name.upper() == wanted), None)
+
+
+def _secret_problems(data: dict[str, Any], source: str, path: Path | None) -> list[str]:
+    """Secrets written where others can read them: refused (DESIGN §3)."""
+    problems: list[str] = []
+    for section, key in (("loop", "auth_token"), ("pms", "password")):
+        if data.get(section, {}).get(key):
+            problems.append(
+                f"{source}: {section}.{key}: a secret in a world-readable file; "
+                f"move it to {key}_file or LOOPSYNC_{section.upper()}__{key.upper()}, "
+                f"or chmod 600 {path}"
+            )
+    pms = data.get("pms", {})
+    url, odbc = str(pms.get("url", "")), str(pms.get("odbc_connect", ""))
+    if re.search(r"://[^/@:]+:[^/@]+@", url) or re.search(r"[?&]password=[^&]", url, re.I):
+        problems.append(
+            f"{source}: pms.url: contains a password in a world-readable file; "
+            "put it in pms.password_file instead, or chmod 600 the config"
+        )
+    if re.search(r"(^|;)\s*(pwd|password)\s*=\s*[^;\s]", odbc, re.I):
+        problems.append(
+            f"{source}: pms.odbc_connect: contains a password (PWD=) in a world-readable file; "
+            "put it in pms.password_file instead, or chmod 600 the config"
+        )
+    return problems
+
+
+def _read_secret_file(path: Path, key: str, source: str, problems: list[str]) -> str | None:
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        problems.append(
+            f"{source}: {key}: cannot read {path}: {exc.strerror}; check path and permissions"
+        )
+        return None
+    if mode & stat.S_IROTH:
+        problems.append(f"{source}: {key}: {path} is readable by others; chmod 600 it")
+        return None
+    return text
+
+
 def load_config(path: Path | None, *, require_file: bool = True) -> LoadedConfig:
     """Read, validate and resolve the configuration; raise `ConfigError` listing every problem."""
     source = str(path) if path else "environment"
     data: dict[str, Any] = {}
-    problems: list[str] = []
     world_readable = False
     if path is not None:
-        try:
-            raw = path.read_bytes()
-            world_readable = bool(path.stat().st_mode & stat.S_IROTH)
-        except FileNotFoundError:
-            if require_file:
-                raise ConfigError(
-                    [
-                        f"{path}: no such file; copy config/loopsync.example.toml there, "
-                        "or pass --config"
-                    ]
-                ) from None
-            raw = b""
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot read it: {exc.strerror}"]) from None
-        try:
-            data = tomllib.loads(raw.decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+        data, world_readable = _read_config_file(path, require_file=require_file)
+        _relative_to(data, path.parent)
+    problems = _secret_problems(data, source, path) if world_readable else []
 
     try:
         settings = Settings(**data)
     except ValidationError as exc:
+        invalid = []
         for error in exc.errors():
-            problems.append(f"{source}: {_location(error['loc'])}: {_describe(dict(error))}")
-        raise ConfigError(problems) from None
+            variable = _env_variable(error["loc"], data)
+            where = f"environment variable {variable}" if variable else source
+            invalid.append(f"{where}: {_location(error['loc'])}: {_describe(dict(error))}")
+        # Missing files are worth knowing in the same round.
+        for section, key in _PATH_KEYS:
+            value = data.get(section, {}).get(key) if isinstance(data.get(section), dict) else None
+            if isinstance(value, str) and value and not Path(value).exists():
+                invalid.append(f"{source}: {section}.{key}: {value} does not exist")
+        raise ConfigError(invalid + problems) from None
     problems.extend(_preset_problems(settings, source))
-
-    if world_readable:
-        for section, key in (("loop", "auth_token"), ("pms", "password")):
-            if data.get(section, {}).get(key):
-                problems.append(
-                    f"{source}: {section}.{key}: a secret in a world-readable file; "
-                    f"move it to {key}_file or LOOPSYNC_{section.upper()}__{key.upper()}, "
-                    f"or chmod 600 {path}"
-                )
-        url = str(data.get("pms", {}).get("url", ""))
-        if re.search(r"://[^/@:]+:[^/@]+@", url):
-            problems.append(
-                f"{source}: pms.url: contains a password in a world-readable file; "
-                "put it in pms.password_file instead, or chmod 600 the config"
-            )
 
     token = settings.loop.auth_token
     if token is None and settings.loop.auth_token_file is not None:
@@ -471,20 +565,9 @@ def load_config(path: Path | None, *, require_file: bool = True) -> LoadedConfig
         )
     if password is None and (cred := _credential("pms_password")) is not None:
         password = _read_secret_file(cred, "pms.password (systemd credential)", source, problems)
-
-    if (
-        settings.pms.query_file is not None
-        and path is not None
-        and not settings.pms.query_file.is_absolute()
-    ):
-        # A relative query file is relative to the config file, not the working directory.
-        settings = settings.model_copy(
-            update={
-                "pms": settings.pms.model_copy(
-                    update={"query_file": path.parent / settings.pms.query_file}
-                )
-            }
-        )
+    query = settings.pms.query_file
+    if query is not None and not query.is_file():
+        problems.append(f"{source}: pms.query_file: {query} does not exist")
     if problems:
         raise ConfigError(problems)
     return LoadedConfig(settings, _Secrets(auth_token=token, pms_password=password), path)
@@ -507,8 +590,6 @@ def require(config: LoadedConfig, *, pms: bool = False, loop: bool = False) -> N
             problems.append(
                 f"{source}: pms.query_file: required; point it at the SQL that reads reservations"
             )
-        elif not settings.pms.query_file.is_file():
-            problems.append(f"{source}: pms.query_file: {settings.pms.query_file} does not exist")
         if not settings.pms.status_map:
             problems.append(
                 f"{source}: pms.status_map: required; map each PMS status code to "

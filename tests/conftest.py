@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +35,9 @@ class _EverythingHandler(logging.Handler):
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Secret files the tests write are private, as an installer's are (loopsync refuses
+    # world-readable ones); tests about that case chmod on purpose.
+    os.umask(0o077)
     root = logging.getLogger()
     root.addHandler(_EverythingHandler())
     root.setLevel(logging.DEBUG)

@@ -133,6 +133,7 @@ def test_require_names_every_missing_key(tmp_path: Path):
 
 
 def test_relative_query_file_is_relative_to_the_config(tmp_path: Path):
+    (tmp_path / "q.sql").write_text("SELECT 1")
     config = load_config(write(tmp_path, '[pms]\nquery_file = "q.sql"\n'))
     assert config.settings.pms.query_file == tmp_path / "q.sql"
 
@@ -172,3 +173,65 @@ def test_languages_must_be_two_letter_codes(tmp_path: Path):
     assert "['GE']" in caught.value.problems[1]
     good = load_config(write(tmp_path, '[property]\nlanguage_map = { SP = "ES" }\n'))
     assert good.settings.property.language_map == {"SP": "es"}
+
+
+def test_secret_files_readable_by_others_are_refused(tmp_path: Path):
+    token_file = tmp_path / "token"
+    token_file.write_text("tok")
+    token_file.chmod(0o644)
+    with pytest.raises(
+        ConfigError, match=r"loop.auth_token_file: .*token is readable by others; chmod 600 it"
+    ):
+        load_config(write(tmp_path, f'[loop]\nauth_token_file = "{token_file}"\n'))
+
+
+def test_passwords_inside_urls_and_odbc_strings_are_secrets_too(tmp_path: Path):
+    for pms, key in (
+        (
+            'odbc_connect = "DRIVER={MariaDB Unicode};SERVER=h;UID=u;PWD=hunter2"',
+            "pms.odbc_connect",
+        ),
+        ('url = "mysql+pymysql://u@h/db?password=hunter2"', "pms.url"),
+    ):
+        with pytest.raises(ConfigError, match=rf"{key}: contains a password"):
+            load_config(write(tmp_path, f"[pms]\n{pms}\n", mode=0o644))
+    assert load_config(
+        write(tmp_path, '[pms]\nodbc_connect = "DRIVER={X};PWD=;UID=u"\n', mode=0o644)
+    )
+
+
+def test_everything_wrong_is_said_in_one_round(tmp_path: Path):
+    path = write(
+        tmp_path,
+        '[pms]\nquery_file = "missing.sql"\nmdoe = "full"\n[loop]\nauth_token = "x"\nauth_token_file = "nope"\n',
+        mode=0o644,
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    keys = sorted(problem.split(": ")[1] for problem in caught.value.problems)
+    assert keys == ["loop.auth_token", "loop.auth_token_file", "pms.mdoe", "pms.query_file"]
+
+
+def test_a_bad_environment_variable_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LOOPSYNC_PMS__MDOE", "full")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, ""))
+    assert caught.value.problems == [
+        "environment variable LOOPSYNC_PMS__MDOE: pms.mdoe: unknown key; "
+        "check its spelling against config/loopsync.example.toml"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[schedule]\nreconcile_cron = "99 3 * * *"', "schedule.reconcile_cron"),
+        ('[schedule]\npoll_interval = "0s"', "schedule.poll_interval"),
+        ('[loop]\nread_timeout = "0s"', "loop.read_timeout"),
+        ("[pms]\noverlap = -5", "pms.overlap"),
+    ],
+)
+def test_values_that_would_crash_later_are_refused_now(tmp_path: Path, text: str, key: str):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    assert [problem.split(": ")[1] for problem in caught.value.problems] == [key]

@@ -158,6 +158,7 @@ room_ready_values = ["clean", "to_inspect"]
     )
     monkeypatch.setenv("LOOPSYNC_PMS__OVERLAP", "5m")
     monkeypatch.setenv("LOOPSYNC_PMS__MODE", "full")
+    (tmp_path / "mine.sql").write_text("SELECT 1")
     pms = load_config(path).settings.pms
     assert pms.query_file == tmp_path / "mine.sql"  # relative to the config file
     assert pms.room_ready_values == ["clean", "to_inspect"]
@@ -221,9 +222,11 @@ def test_preset_problems_are_config_errors_named_by_key(tmp_path: Path):
     ]
 
     # With a query of one's own, neither the engine nor the location codes are the preset's.
+    own = tmp_path / "q.sql"
+    own.write_text("SELECT 1")
     path = write_config(
         tmp_path,
-        '[pms]\npreset = "opera"\nurl = "sqlite:////tmp/pms.db"\nquery_file = "/etc/q.sql"\n',
+        f'[pms]\npreset = "opera"\nurl = "sqlite:////tmp/pms.db"\nquery_file = "{own}"\n',
     )
     assert load_config(path).settings.pms.status_map["NO SHOW"] is Status.NO_SHOW
 
