@@ -17,7 +17,12 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from zoneinfo import ZoneInfo
 
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+)
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -74,7 +79,12 @@ class Daemon:
             },
             timezone=config.settings.property.zone,
         )
-        self.scheduler.add_listener(self._on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+        self.scheduler.add_listener(
+            self._on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+        )
+        # Its own warnings repeat every poll while one cycle is slow; _on_job_event says it once.
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+        self._failing = False
 
     def _build_syncer(self, config: LoadedConfig) -> Syncer:
         source = PmsSource(config.settings.pms, config.pms_password)
@@ -157,13 +167,19 @@ class Daemon:
                     summary = syncer.sync_once(full=kind == "reconcile")
             self.last_summary = f"{kind} at {utc_now():%H:%M:%S} UTC: {summary.one_line()}"
             level = logging.WARNING if not summary.ok else logging.INFO
-            log.log(logging.DEBUG if summary.idle else level, "%s", self.last_summary)
+            if summary.ok and self._failing:
+                log.info("recovered: %s", self.last_summary)
+            else:
+                log.log(logging.DEBUG if summary.idle else level, "%s", self.last_summary)
+            self._failing = not summary.ok
         except LoopsyncError as exc:
             self.last_summary = f"{kind} failed at {utc_now():%H:%M:%S} UTC: {exc}"
             log.error("%s", self.last_summary)
+            self._failing = True
         except Exception:
             self.last_summary = f"{kind} failed unexpectedly at {utc_now():%H:%M:%S} UTC"
             log.exception("%s", self.last_summary)
+            self._failing = True
         finally:
             self._idle.set()
         if self.metrics is not None:
@@ -180,6 +196,8 @@ class Daemon:
             log.warning(
                 "job %s skipped: it started too late (schedule.misfire_grace)", event.job_id
             )
+        elif event.code == EVENT_JOB_MAX_INSTANCES:
+            log.debug("job %s skipped: the previous cycle is still running", event.job_id)
 
     # --- signals ---------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from loopsync.config import LoadedConfig
 from loopsync.delivery import Deliverer, DeliveryReport, LoopSender
-from loopsync.errors import LoopsyncError
+from loopsync.errors import GuardTripped, LoopsyncError, PmsError
 from loopsync.mapping import RowMapper
 from loopsync.model import (
     LIVE_STATUSES,
@@ -125,6 +125,7 @@ class Syncer:
         self.store = store
         self.source = source
         self._mapper = RowMapper(config.settings.pms, config.settings.property)
+        self._rejections_told: set[tuple[str | None, str]] = set()
         self._now = now
         self.deliverer = Deliverer(
             store,
@@ -183,8 +184,14 @@ class Syncer:
             mapped = self._mapper.map_row(row)
             if isinstance(mapped, Rejection):
                 summary.rejected += 1
-                log.warning(
-                    "reservation %s rejected: %s", mapped.reservation_id or "(no id)", mapped.reason
+                # Said once per process: a bad row in a full read would repeat every minute.
+                seen = (mapped.reservation_id, mapped.reason) in self._rejections_told
+                self._rejections_told.add((mapped.reservation_id, mapped.reason))
+                log.log(
+                    logging.DEBUG if seen else logging.WARNING,
+                    "reservation %s rejected: %s",
+                    mapped.reservation_id or "(no id)",
+                    mapped.reason,
                 )
                 continue
             yield mapped
@@ -234,7 +241,14 @@ class Syncer:
         started = self._now()
         summary = CycleSummary(kind="reconcile" if full else "sync", started_at=started)
         try:
-            summary = self.run_cycle(full=full, force=force)
+            try:
+                summary = self.run_cycle(full=full, force=force)
+            except (PmsError, GuardTripped) as exc:
+                # What is already queued (a retry, a checkout held overnight) need not wait
+                # for the PMS to come back.
+                summary.error = str(exc)
+                summary.delivery = self.deliver(budget)
+                raise
             summary.started_at = started
             summary.delivery = self.deliver(budget)
             if summary.delivery.auth_error:

@@ -273,3 +273,13 @@ def test_check_is_not_fooled_by_a_wrong_base_url(setup: Setup):
     result = setup.run("check")
     assert result.returncode == ExitCode.DELIVERY
     assert "but not like Loop's API; check loop.base_url" in result.stdout
+
+
+def test_queued_actions_go_out_even_while_the_pms_is_down(setup: Setup):
+    setup.simulator.fail_next(1000, status=503)  # Loop is down: everything stays queued
+    assert setup.run("--sync-now").returncode == ExitCode.DELIVERY
+    setup.simulator.clear()  # Loop is back ...
+    setup.db.execute("DROP TABLE reservations")  # ... and the PMS goes down
+    result = setup.run("--sync-now")
+    assert result.returncode == ExitCode.PMS
+    assert sorted(setup.simulator.contacts) == ["G1", "G2"]

@@ -191,6 +191,7 @@ def test_pms_going_away_is_logged_and_the_next_tick_recovers(hotel, simulator, d
     db.insert(*[{**row, "lastname": "Back", "modified_at": datetime.now()} for row in rows])
     assert simulator.wait_for_received(2, WAIT)
     assert simulator.contacts["G1"]["lastname"] == "Back"
+    assert "rows" in daemon.wait_for_line("recovered: sync at")
     assert daemon.stop()[0] == 0
     db.dispose()
 
