@@ -14,7 +14,7 @@ from typing import Any
 
 from loopsync.app import make_client, open_syncer
 from loopsync.config import LoadedConfig, require
-from loopsync.errors import ExitCode, LoopsyncError
+from loopsync.errors import ExitCode, LoopsyncError, StateStoreError
 from loopsync.loop_client import Outcome
 from loopsync.pms import PmsSource, decode_cursor
 from loopsync.redact import mask
@@ -88,7 +88,7 @@ def check(config: LoadedConfig) -> int:
 
 def status(config: LoadedConfig, *, as_json: bool) -> int:
     """Last runs, outbox counts, the cursor and the last error."""
-    store = StateStore.open(config.settings.state.url, read_only=True)
+    store = _existing_store(config)
     try:
         now = utc_now()
         runs = store.last_runs(10)
@@ -136,7 +136,7 @@ def status(config: LoadedConfig, *, as_json: bool) -> int:
         planned = run.summary.get("planned") or {}
         delivery = run.summary.get("delivery") or {}
         print(
-            f"  {run.started_at:%Y-%m-%d %H:%M:%S} UTC ({_ago(run.finished_at, now)})  "
+            f"  {run.started_at:%Y-%m-%d %H:%M:%S} UTC ({_ago(run.started_at, now):>11})  "
             f"{run.kind:<9} "
             f"{took:6.1f} s  {outcome:<6} rows {run.summary.get('rows_read', 0)}, "
             f"rejected {run.summary.get('rejected', 0)}, planned {sum(planned.values())}, "
@@ -155,6 +155,19 @@ _ALL_STATES = (
 )
 
 
+def _existing_store(config: LoadedConfig) -> StateStore:
+    """The state store (migrated if older); a clear error if there is none at state.url yet."""
+    probe = StateStore.open(config.settings.state.url, read_only=True)
+    exists = probe.exists
+    probe.close()
+    if not exists:
+        raise StateStoreError(
+            f"there is no state store at {store_description(config)} yet: loopsync has not "
+            "run with this config, or state.url points somewhere else"
+        )
+    return StateStore.open(config.settings.state.url)
+
+
 def store_description(config: LoadedConfig) -> str:
     """The state store's URL without any password."""
     from sqlalchemy import make_url
@@ -162,24 +175,32 @@ def store_description(config: LoadedConfig) -> str:
     return make_url(config.settings.state.url).render_as_string(hide_password=True)
 
 
-def _entry_line(entry: OutboxEntry) -> str:
-    error = f"  {entry.last_error}" if entry.last_error else ""
+def _entry_line(entry: OutboxEntry, now: datetime) -> str:
+    note = entry.last_error or ""
+    if entry.state == OutboxState.PENDING and entry.not_before and entry.not_before > now:
+        note = f"held until {entry.not_before:%Y-%m-%d %H:%M} UTC (quiet hours)"
+    elif entry.state == OutboxState.PENDING and entry.next_attempt_at:
+        note = f"next try {entry.next_attempt_at:%H:%M:%S} UTC; {note}"
     return (
         f"{entry.id:>7}  {entry.created_at:%Y-%m-%d %H:%M}  {entry.state:<9} "
-        f"{entry.kind.value:<9} {entry.reservation_id:<16} tries {entry.attempts}{error}"
-    )
+        f"{entry.kind.value:<9} {entry.reservation_id:<16} {entry.attempts:>5}  {note}"
+    ).rstrip()
 
 
 def outbox_list(config: LoadedConfig, states: Sequence[str] | None, limit: int) -> int:
     """List outbox entries (no guest details), newest first."""
-    store = StateStore.open(config.settings.state.url, read_only=True)
+    store = _existing_store(config)
     try:
         entries = store.entries(states, limit=limit)
     finally:
         store.close()
-    print(f"{'id':>7}  {'queued (UTC)':<16}  {'state':<9} {'action':<9} {'reservation':<16} tries")
+    print(
+        f"{'id':>7}  {'queued (UTC)':<16}  {'state':<9} {'action':<9} {'reservation':<16} "
+        f"{'tries':>5}  note"
+    )
+    now = utc_now()
     for entry in entries:
-        print(_entry_line(entry))
+        print(_entry_line(entry, now))
     if not entries:
         print("  (none)")
     return int(ExitCode.OK)

@@ -25,25 +25,55 @@ _MASKED_FIELDS = ("firstname", "lastname", "title", "email", "mobile")
 _STATES = ("pending", "uncertain", "dead", "done", "dropped")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line; each subcommand's handler is in `_HANDLERS`."""
-    parser = argparse.ArgumentParser(
-        prog="loopsync",
-        description="Keep Benbria's Loop guest messaging in step with a hotel PMS database.",
-    )
-    parser.add_argument("--version", action="version", version=f"loopsync {__version__}")
+def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """The options every command takes, before or after the command's name."""
+
+    def default(value: object) -> object:
+        # On a subcommand, an option not given must not overwrite the top level's value.
+        return value if top else argparse.SUPPRESS
+
     parser.add_argument(
         "-c",
         "--config",
         type=Path,
-        default=None,
+        default=default(None),
         help=f"config file (default {DEFAULT_CONFIG_PATH}, or $LOOPSYNC_CONFIG)",
     )
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more detail; -vv for debug"
+        "-v", "--verbose", action="count", default=default(0), help="more detail; -vv for debug"
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    parser.add_argument("--log-format", choices=("text", "json"), default=None)
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default(False),
+        help="warnings and errors only",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=default(None),
+        help="log lines as text (default) or JSON objects",
+    )
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
+) -> argparse.ArgumentParser:
+    sub = commands.add_parser(name, help=text, description=text[:1].upper() + text[1:] + ".")
+    _add_global_options(sub, top=False)
+    return sub
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; each subcommand's handler is in `_HANDLERS`."""
+    parser = argparse.ArgumentParser(
+        prog="loopsync",
+        description="Keep Benbria's Loop guest messaging in step with a hotel PMS database. "
+        "Without a command, runs the daemon.",
+    )
+    parser.add_argument("--version", action="version", version=f"loopsync {__version__}")
+    _add_global_options(parser, top=True)
     parser.add_argument(
         "--sync-now", action="store_true", help="run one cycle plus delivery, then exit"
     )
@@ -64,31 +94,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --sync-now: how long to wait for a running cycle to finish (default 60)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("run", help="run the daemon (the default)")
-    commands.add_parser("check", help="validate the config, run the PMS query once, reach Loop")
-    status = commands.add_parser("status", help="last runs, outbox counts, cursor, last error")
+    _command(commands, "run", "run the daemon (the default): poll the PMS, deliver, reconcile")
+    _command(commands, "check", "validate the config, run the PMS query once, check the token")
+    status = _command(commands, "status", "show the last runs, outbox counts, cursor, last error")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    outbox = commands.add_parser("outbox", help="list, retry or drop queued actions")
+    outbox = _command(commands, "outbox", "list, retry or drop queued actions")
     outbox_commands = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
-    listing = outbox_commands.add_parser("list", help="show entries, newest first")
+    listing = _command(outbox_commands, "list", "show entries, newest first (no guest details)")
     listing.add_argument("--state", action="append", choices=_STATES, help="only these states")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     for name, text in (("retry", "queue parked entries again"), ("drop", "drop entries for good")):
-        action = outbox_commands.add_parser(name, help=text)
-        action.add_argument("ids", nargs="*", type=int, help="entry ids (default: by state)")
+        action = _command(outbox_commands, name, text)
+        action.add_argument(
+            "ids", nargs="*", type=int, help="entry ids, as `outbox list` shows them"
+        )
         action.add_argument("--uncertain", action="store_true", help="every uncertain entry")
         action.add_argument("--dead", action="store_true", help="every dead entry")
         if name == "drop":
             action.add_argument("--pending", action="store_true", help="every pending entry")
-    resync = commands.add_parser("resync", help="push contacts to Loop again, without events")
+    resync = _command(commands, "resync", "push contacts to Loop again, without events")
     resync.add_argument("--reservation", default=None, help="only this reservation id")
-    simulate = commands.add_parser(
-        "simulate-loop", help="run the Loop simulator (for tests and demos)"
-    )
-    simulate.add_argument("--host", default="127.0.0.1")
-    simulate.add_argument("--port", type=int, default=8765)
-    simulate.add_argument("--token", required=True)
-    demo = commands.add_parser("demo", help="play a day at a demo hotel against the simulator")
+    simulate = _command(commands, "simulate-loop", "run a Loop simulator (for trials and tests)")
+    simulate.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    simulate.add_argument("--port", type=int, default=8765, help="port to listen on (0: any)")
+    token = simulate.add_mutually_exclusive_group(required=True)
+    token.add_argument("--token", help="the token it accepts (visible to `ps`: prefer the file)")
+    token.add_argument("--token-file", type=Path, help="a file holding the token it accepts")
+    demo = _command(commands, "demo", "play a day at a demo hotel against the simulator")
     demo.add_argument("--workdir", type=Path, default=None, help="keep the demo's files here")
     return parser
 
@@ -151,7 +183,15 @@ def _dry_run(config: LoadedConfig, args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from loopsync.simulator import serve_forever
 
-    serve_forever(args.host, args.port, args.token)
+    token = args.token
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read --token-file {args.token_file}: {exc.strerror}"
+            ) from None
+    serve_forever(args.host, args.port, token)
     return int(ExitCode.OK)
 
 
@@ -229,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = _sync_now if args.sync_now else _HANDLERS[args.command]
     if (args.dry_run or args.force or args.full) and not args.sync_now:
         parser.error("--dry-run, --force and --full go with --sync-now")
+    if args.sync_now and args.command is not None:
+        parser.error(f"--sync-now is a command of its own; run it without {args.command!r}")
     try:
         return handler(args)
     except LoopsyncError as exc:
@@ -237,6 +279,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader stopped reading (`loopsync status | head`): that is not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return int(ExitCode.OK)
     except Exception as exc:
         log.debug("unexpected error", exc_info=True)
         text = scrub(f"{type(exc).__name__}: {exc}", _secrets)

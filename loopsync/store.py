@@ -185,6 +185,7 @@ class StateStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._where = _describe_url(engine.url)
+        self.exists = True
 
     @classmethod
     def open(cls, url: str, *, read_only: bool = False) -> StateStore:
@@ -204,7 +205,7 @@ class StateStore:
             database = parsed.database or ""
             if read_only:
                 if not database or database == ":memory:" or not Path(database).exists():
-                    return cls.open("sqlite://")
+                    return cls._empty()
                 parsed = sa.make_url(f"sqlite:///file:{Path(database).resolve()}?mode=ro&uri=true")
                 database = ""
             if database and database != ":memory:":
@@ -224,9 +225,27 @@ class StateStore:
         store = cls(engine)
         if not read_only:
             store.migrate()
-        elif not sa.inspect(engine).has_table(meta_table.name):
+            return store
+        try:
+            found = sa.inspect(engine).has_table(meta_table.name)
+        except SQLAlchemyError as exc:
+            first_line = str(getattr(exc, "orig", exc)).splitlines()[0]
+            raise StateStoreError(
+                f"cannot open the state store {_describe_url(parsed)}: {first_line}; "
+                "check state.url and that the database server is running"
+            ) from None
+        if not found:
             engine.dispose()
-            return cls.open("sqlite://")
+            return cls._empty()
+        return store
+
+    @classmethod
+    def _empty(cls) -> StateStore:
+        """A store in memory standing in for one that does not exist yet (`exists` False)."""
+        store = cls(sa.create_engine("sqlite://"))
+        with store.engine.begin() as conn:
+            metadata.create_all(conn)
+        store.exists = False
         return store
 
     def close(self) -> None:

@@ -283,3 +283,24 @@ def test_queued_actions_go_out_even_while_the_pms_is_down(setup: Setup):
     result = setup.run("--sync-now")
     assert result.returncode == ExitCode.PMS
     assert sorted(setup.simulator.contacts) == ["G1", "G2"]
+
+
+def test_status_without_a_state_store_says_so(setup: Setup):
+    result = setup.run("status")
+    assert result.returncode == ExitCode.STATE_STORE
+    assert "there is no state store at sqlite:///" in result.stderr
+    assert not setup.state.exists()
+
+
+def test_global_options_go_before_or_after_the_command_and_pipes_may_close(setup: Setup):
+    setup.run("--sync-now")
+    command = [sys.executable, "-m", "loopsync.cli", "status", "--config", str(setup.config), "-q"]
+    after = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert after.returncode == 0, after.stderr
+    assert after.stdout.startswith("state store: ")
+    # A reader that stops reading at once (`| head`): the first write meets a closed pipe.
+    reader_gone = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader_gone.stdout is not None
+    reader_gone.stdout.close()
+    _, errors = reader_gone.communicate(timeout=60)
+    assert (reader_gone.returncode, errors) == (0, b"")
