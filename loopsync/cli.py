@@ -149,7 +149,8 @@ def _sync_now(args: argparse.Namespace) -> int:
     require(config, pms=True, loop=not args.dry_run)
     if args.dry_run:
         return _dry_run(config, args)
-    with open_syncer(config) as (syncer, store), store.lock(wait=args.wait):
+    hint = f"waited {args.wait:g} s; --wait SECONDS waits longer"
+    with open_syncer(config) as (syncer, store), store.lock(wait=args.wait, hint=hint):
         budget = config.settings.loop.delivery_budget
         summary = syncer.sync_once(full=args.full, force=args.force, budget=budget)
     print(summary.one_line())

@@ -670,12 +670,13 @@ class RowMapper:
         language = normalise_language(value, self._prop.language_map)
         if language is None:
             if not _is_empty(value):
-                logger.debug(
-                    "reservation %s: language %s is unknown; using %s (add it to "
-                    "property.language_map)",
+                # A PMS language code is not guest data; a guest messaged in the wrong
+                # language is worth a warning, once.
+                self._warn(
                     reservation_id,
-                    _shown(value),
-                    self._default_language,
+                    "language",
+                    f"{_shown(value)} is unknown; using {self._default_language} "
+                    "(add it to property.language_map)",
                 )
             return self._default_language
         return language

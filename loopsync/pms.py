@@ -376,6 +376,7 @@ class PmsSource:
         self._pms = pms
         self._password = password
         self._engine: Engine | None = None
+        self._told_no_since = False
         self._setup = pms_dialects.SessionSetup()
         self.description = describe_source(pms)
         secrets = [password or ""]
@@ -550,6 +551,12 @@ class PmsSource:
     def _bind_since(self, statement: sa.TextClause, since: object | None) -> sa.TextClause:
         """Bind `:since` when the query uses it; None binds what `since_value(None)` gives."""
         if "since" not in statement.compile().params:
+            if self._pms.mode == "incremental" and not self._told_no_since:
+                self._told_no_since = True
+                log.warning(
+                    'pms.mode is "incremental", but pms.query_file has no :since, so every '
+                    "cycle reads everything; filter it with WHERE <cursor column> >= :since"
+                )
             return statement
         value = self.since_value(None) if since is None else since
         return statement.bindparams(sa.bindparam("since", value))
@@ -657,10 +664,11 @@ class PmsSource:
                 "check DRIVER= against the installed drivers (odbcinst -q -d)"
             )
         reason = self._scrub(pms_dialects.connect_reason(original))
+        key = "pms.odbc_connect" if self._pms.odbc_connect else "pms.url"
         hint = (
-            "check pms.url and that the file exists and loopsync may read it"
+            f"check {key} and that the file exists and loopsync may read it"
             if where.startswith("sqlite")
-            else "check pms.url and that the database server is running"
+            else f"check {key} and that the database server is running"
         )
         return PmsError(f"cannot connect to the PMS database at {where}: {reason}; {hint}")
 

@@ -314,7 +314,7 @@ class StateStore:
     # --- single-instance lock -------------------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self, wait: float = 0.0, name: str = "work") -> Iterator[None]:
+    def lock(self, wait: float = 0.0, name: str = "work", hint: str = "") -> Iterator[None]:
         """Hold the store exclusively; after `wait` seconds raise `LockHeldError`.
 
         Two names are used: "work" around every cycle and delivery (so two processes
@@ -324,10 +324,10 @@ class StateStore:
         backend = self.engine.url.get_backend_name()
         deadline = time.monotonic() + wait
         if backend == "sqlite":
-            with self._file_lock(deadline, name):
+            with self._file_lock(deadline, name, hint):
                 yield
         elif backend in ("postgresql", "mysql", "mariadb"):
-            with self._server_lock(backend, deadline, name):
+            with self._server_lock(backend, deadline, name, hint):
                 yield
         else:
             raise StateStoreError(
@@ -335,15 +335,16 @@ class StateStore:
                 "for the state store"
             )
 
-    def _held_message(self, holder: str | None) -> str:
+    def _held_message(self, holder: str | None, hint: str) -> str:
         who = f" ({holder})" if holder else ""
+        extra = f" ({hint})" if hint else ""
         return (
             f"another loopsync process{who} is using the state store {self._where}; "
-            "wait for it to finish, or stop the loopsync service before running this"
+            f"wait for it to finish, or stop the loopsync service before running this{extra}"
         )
 
     @contextlib.contextmanager
-    def _file_lock(self, deadline: float, name: str) -> Iterator[None]:
+    def _file_lock(self, deadline: float, name: str, hint: str) -> Iterator[None]:
         database = self.engine.url.database or ""
         if not database or database == ":memory:":
             yield
@@ -358,7 +359,9 @@ class StateStore:
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         handle.seek(0)
-                        raise LockHeldError(self._held_message(handle.read().strip())) from None
+                        raise LockHeldError(
+                            self._held_message(handle.read().strip(), hint)
+                        ) from None
                     time.sleep(0.2)
             handle.seek(0)
             handle.truncate()
@@ -369,7 +372,7 @@ class StateStore:
             handle.close()  # closing releases the flock
 
     @contextlib.contextmanager
-    def _server_lock(self, backend: str, deadline: float, name: str) -> Iterator[None]:
+    def _server_lock(self, backend: str, deadline: float, name: str, hint: str) -> Iterator[None]:
         # A session-level lock on a connection of its own: the server releases it if we die.
         conn = self.engine.connect()
         key = f"loopsync:{name}:" + (self.engine.url.database or "")
@@ -389,7 +392,7 @@ class StateStore:
                 if not held:
                     if time.monotonic() >= deadline:
                         holder = self._get_meta(f"lock_holder_{name}")
-                        raise LockHeldError(self._held_message(holder))
+                        raise LockHeldError(self._held_message(holder, hint))
                     time.sleep(0.2)
             with self._begin() as meta_conn:
                 holder = f"pid {os.getpid()} on {socket.gethostname()}"

@@ -205,6 +205,7 @@ def test_second_process_on_the_same_state_waits_then_refuses(setup: Setup):
     store.close()
     assert result.returncode == ExitCode.LOCKED
     assert "another loopsync process (pid" in result.stderr
+    assert "(waited 0.5 s; --wait SECONDS waits longer)" in result.stderr
     assert setup.simulator.received == []
 
 

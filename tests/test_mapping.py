@@ -792,7 +792,7 @@ def test_an_unknown_language_gets_the_property_default(caplog: pytest.LogCapture
     assert reservation(mapper, language=None).language == "de"
     assert reservation(mapper, language="vl").language == "nl"
     unknown = [r for r in caplog.records if "Klingon" in r.getMessage()]
-    assert [r.levelno for r in unknown] == [logging.DEBUG]
+    assert [r.levelno for r in unknown] == [logging.WARNING]  # worth knowing: wrong language
 
 
 def test_the_language_table_is_consistent() -> None:

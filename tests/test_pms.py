@@ -486,7 +486,8 @@ def test_an_unreachable_server_gives_one_line_without_the_password(
 
     message = str(caught.value)
     assert message.startswith(f"cannot connect to the PMS database at {where}: "), message
-    assert message.endswith("; check pms.url and that the database server is running")
+    key = "pms.odbc_connect" if "odbc_connect" in source_settings else "pms.url"
+    assert message.endswith(f"; check {key} and that the database server is running")
     assert "\n" not in message
     assert PASSWORD not in message
     assert PASSWORD not in caplog.text
