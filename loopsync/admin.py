@@ -63,7 +63,7 @@ def check(config: LoadedConfig) -> int:
             columns = result.columns
         print(f"pms: ok, {source.description}: {count} rows; columns: {', '.join(columns)}")
         for row in samples:
-            shown = {key: str(row[key]) for key in _SHOWN_COLUMNS if key in row}
+            shown = {key: str(row[key]) for key in _SHOWN_COLUMNS if row.get(key) is not None}
             shown.update({key: mask(str(row[key])) for key in _MASKED_COLUMNS if row.get(key)})
             print("  " + json.dumps(shown, ensure_ascii=False))
     except LoopsyncError as exc:
