@@ -130,6 +130,23 @@ def _too_old(changed_at: datetime | None, clock: Clock, rules: RulesSettings) ->
     return changed_at is not None and clock.now - changed_at > rules.max_event_age
 
 
+def _fresh_event(
+    rid: str,
+    kind: ActionKind,
+    changed_at: datetime | None,
+    clock: Clock,
+    rules: RulesSettings,
+    events: list[Action],
+    skipped: list[SkippedEvent],
+) -> Mark:
+    """R7: queue the event unless its change is too old; either way it is handled."""
+    if _too_old(changed_at, clock, rules):
+        skipped.append(SkippedEvent(rid, kind, "older than max_event_age"))
+        return Mark.SKIPPED
+    events.append(event_action(rid, kind, clock, rules))
+    return Mark.SENT
+
+
 def plan_reservation(
     reservation: Reservation,
     prior: StayState | None,
@@ -183,24 +200,26 @@ def plan_reservation(
                 roomready_room = reservation.room
         else:
             if status is Status.CHECKED_IN and checkin is None:  # R2, R7, R8
-                if _too_old(reservation.checked_in_at, clock, rules):
-                    checkin = Mark.SKIPPED
-                    skipped.append(
-                        SkippedEvent(rid, ActionKind.CHECKIN, "older than max_event_age")
-                    )
-                else:
-                    checkin = Mark.SENT
-                    events.append(event_action(rid, ActionKind.CHECKIN, clock, rules))
+                checkin = _fresh_event(
+                    rid,
+                    ActionKind.CHECKIN,
+                    reservation.checked_in_at,
+                    clock,
+                    rules,
+                    events,
+                    skipped,
+                )
             if status is Status.CHECKED_OUT:  # R3
                 if checkout is None:
-                    if _too_old(reservation.checked_out_at, clock, rules):
-                        checkout = Mark.SKIPPED
-                        skipped.append(
-                            SkippedEvent(rid, ActionKind.CHECKOUT, "older than max_event_age")
-                        )
-                    else:
-                        checkout = Mark.SENT
-                        events.append(event_action(rid, ActionKind.CHECKOUT, clock, rules))
+                    checkout = _fresh_event(
+                        rid,
+                        ActionKind.CHECKOUT,
+                        reservation.checked_out_at,
+                        clock,
+                        rules,
+                        events,
+                        skipped,
+                    )
                 if checkin is None:
                     checkin = Mark.SKIPPED
                     skipped.append(
