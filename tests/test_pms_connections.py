@@ -172,7 +172,8 @@ def test_a_cycle_with_the_server_gone_fails_in_one_line_and_the_next_reconnects(
     assert message.startswith(
         f"cannot connect to the PMS database at {syncer.source.description}: "
     ), message
-    assert message.endswith("; check pms.url and that the database server is running")
+    key = "pms.odbc_connect" if "odbc_connect" in proxied.source else "pms.url"
+    assert message.endswith(f"; check {key} and that the database server is running")
     assert "\n" not in message
     assert store.cursor() == cursor
     assert len(store.entries()) == queued
