@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from loopsync.config import LoopSettings
+from loopsync.config import LoopSettings, RulesSettings
 from loopsync.loop_client import LoopReply, Outcome
 from loopsync.model import ActionKind
-from loopsync.rules import Clock, still_fits
+from loopsync.rules import Clock, quiet_until, still_fits
 from loopsync.store import OutboxEntry, StateStore
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,10 @@ class Deliverer:
         rng: random.Random | None = None,
         stopping: Callable[[], bool] = lambda: False,
         progress: Callable[[], None] = lambda: None,
+        rules: RulesSettings | None = None,
     ) -> None:
         self._store = store
+        self._rules = rules
         self._client = client
         self._settings = settings
         self._zone = zone
@@ -115,6 +117,16 @@ class Deliverer:
         self._count_waiting(report)
         return report
 
+    def _held(self, entry: OutboxEntry, now: datetime) -> bool:
+        """R11: held until its quiet hours end, and only while the config still calls them so."""
+        if entry.not_before is None or entry.not_before <= now:
+            return False
+        if self._rules is None:
+            return True
+        return entry.kind in self._rules.quiet_events and (
+            quiet_until(Clock(now, self._zone), self._rules) is not None
+        )
+
     def _park_interrupted(self, report: DeliveryReport) -> None:
         for entry in self._store.park_interrupted(self._now()):
             report.uncertain += 1
@@ -129,7 +141,7 @@ class Deliverer:
     def _count_waiting(self, report: DeliveryReport) -> None:
         now = self._now()
         for entry in self._store.pending():
-            if entry.not_before is not None and entry.not_before > now and entry.attempts == 0:
+            if self._held(entry, now) and entry.attempts == 0:
                 report.held += 1
             elif entry.attempts > 0:
                 report.retrying += 1
@@ -145,7 +157,7 @@ class Deliverer:
                 if self._stopping() or report.auth_error:
                     return None
                 now = self._now()
-                if entry.not_before is not None and entry.not_before > now:
+                if self._held(entry, now):
                     break  # R11: held, and everything after it for this guest waits too
                 if entry.next_attempt_at is not None and entry.next_attempt_at > now:
                     next_due = min(next_due or entry.next_attempt_at, entry.next_attempt_at)

@@ -136,6 +136,7 @@ class Syncer:
             sleep=sleep,
             stopping=stopping,
             progress=progress,
+            rules=config.settings.rules,
         )
 
     def clock(self) -> Clock:

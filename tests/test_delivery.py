@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import TEST_TOKEN
 
-from loopsync.config import LoopSettings
+from loopsync.config import LoopSettings, RulesSettings
 from loopsync.delivery import Deliverer, backoff_delay
 from loopsync.loop_client import LoopClient
 from loopsync.model import Action, ActionKind, Mark, Plan, Status, StayState
@@ -291,3 +291,24 @@ def test_backoff_grows_jittered_and_stays_under_the_ceiling():
         ceiling = min(2 ** (attempt - 1), 60)
         assert ceiling / 2 <= delay <= ceiling
     assert backoff_delay(1, settings, rng, 120.0) == 120.0
+
+
+def test_a_hold_follows_the_quiet_hours_of_the_current_config(store, simulator):
+    clock = FakeClock()  # 10:00 UTC: 11:00 in Amsterdam, outside the default quiet hours
+    queue(
+        store,
+        contact("R1"),
+        event("R1", ActionKind.CHECKOUT, not_before=START + timedelta(hours=2)),
+        states=[stay("R1", Status.CHECKED_OUT)],
+    )
+    loop = LoopSettings(base_url=simulator.base_url)
+    client = LoopClient(simulator.base_url, TEST_TOKEN, max_requests_per_second=1000)
+
+    def deliverer(**quiet: object) -> Deliverer:
+        rules = RulesSettings(**quiet)  # type: ignore[arg-type]
+        return Deliverer(store, client, loop, ZONE, now=clock.now, sleep=clock.sleep, rules=rules)
+
+    # Quiet hours were 10:00-13:00 when it was planned; still so: it waits.
+    assert deliverer(quiet_hours="10:00-13:00").deliver_pending().held == 1
+    # The config now says 22:00-08:00: 11:00 is not quiet, so it goes.
+    assert deliverer().deliver_pending().delivered == {"checkout": 1}
