@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from loopsync import __version__
 from loopsync.config import DEFAULT_CONFIG_PATH, LoadedConfig, load_config, require
@@ -65,6 +66,13 @@ def _command(
     return sub
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; give seconds, 0 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; each subcommand's handler is in `_HANDLERS`."""
     parser = argparse.ArgumentParser(
@@ -88,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--wait",
-        type=float,
+        type=_seconds,
         default=60.0,
         metavar="SECONDS",
         help="with --sync-now: how long to wait for a running cycle to finish (default 60)",
@@ -168,10 +176,15 @@ def _dry_run(config: LoadedConfig, args: argparse.Namespace) -> int:
         f"dry run: read {summary.rows_read} rows, rejected {summary.rejected}; nothing was written"
     )
     for action in plan.actions:
-        body = {
+        body: dict[str, Any] = {
             key: mask(value) if key in _MASKED_FIELDS and isinstance(value, str) else value
             for key, value in action.body.items()
         }
+        if "customFields" in body:  # loyalty numbers and the like: guest details too
+            body["customFields"] = [
+                {key: mask(str(value)) for key, value in field.items()}
+                for field in action.body["customFields"]
+            ]
         held = f" (held until {action.not_before:%Y-%m-%d %H:%M} UTC)" if action.not_before else ""
         shown = json.dumps(body, ensure_ascii=False)
         print(f"{action.reservation_id} {action.kind.value}{held} {shown}")

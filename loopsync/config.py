@@ -473,14 +473,12 @@ def _relative_to(data: dict[str, Any], folder: Path) -> None:
             data[section][key] = str(folder / value)
 
 
-def _env_variable(loc: tuple[int | str, ...], data: dict[str, Any]) -> str | None:
+def _env_variable(loc: tuple[int | str, ...]) -> str | None:
     """The LOOPSYNC_… variable a bad value came from, when the file does not set it."""
     if len(loc) < 2:
         return None
+    # The environment wins over the file, so a variable for the key is what was read.
     section, key = str(loc[0]), str(loc[1])
-    in_file = isinstance(data.get(section), dict) and key in data[section]
-    if in_file:
-        return None
     wanted = f"{ENV_PREFIX}{section}__{key}".upper()
     return next((name for name in os.environ if name.upper() == wanted), None)
 
@@ -496,12 +494,14 @@ def _secret_problems(data: dict[str, Any], source: str, path: Path | None) -> li
                 f"or chmod 600 {path}"
             )
     pms = data.get("pms", {})
-    url, odbc = str(pms.get("url", "")), str(pms.get("odbc_connect", ""))
-    if re.search(r"://[^/@:]+:[^/@]+@", url) or re.search(r"[?&]password=[^&]", url, re.I):
-        problems.append(
-            f"{source}: pms.url: contains a password in a world-readable file; "
-            "put it in pms.password_file instead, or chmod 600 the config"
-        )
+    for section, hint in (("pms", "pms.password_file"), ("state", "a chmod 600 config")):
+        url = str(data.get(section, {}).get("url", ""))
+        if re.search(r"://[^/@:]+:[^/@]+@", url) or re.search(r"[?&]password=[^&]", url, re.I):
+            problems.append(
+                f"{source}: {section}.url: contains a password in a world-readable file; "
+                f"put it in {hint} instead, or chmod 600 the config"
+            )
+    odbc = str(pms.get("odbc_connect", ""))
     if re.search(r"(^|;)\s*(pwd|password)\s*=\s*[^;\s]", odbc, re.I):
         problems.append(
             f"{source}: pms.odbc_connect: contains a password (PWD=) in a world-readable file; "
@@ -540,7 +540,7 @@ def load_config(path: Path | None, *, require_file: bool = True) -> LoadedConfig
     except ValidationError as exc:
         invalid = []
         for error in exc.errors():
-            variable = _env_variable(error["loc"], data)
+            variable = _env_variable(error["loc"])
             where = f"environment variable {variable}" if variable else source
             invalid.append(f"{where}: {_location(error['loc'])}: {_describe(dict(error))}")
         # Missing files are worth knowing in the same round.

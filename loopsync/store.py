@@ -167,6 +167,24 @@ class RunRecord:
     error: str | None
 
 
+def _connect_args(url: sa.URL) -> dict[str, Any]:
+    """Timeouts so that a state-store server that stops answering never hangs loopsync."""
+    driver = url.get_driver_name()
+    if driver in ("psycopg", "psycopg2"):
+        wanted: dict[str, Any] = {
+            "connect_timeout": 15,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
+    elif driver == "pymysql":
+        wanted = {"connect_timeout": 15, "read_timeout": 120, "write_timeout": 120}
+    else:
+        return {}
+    return {key: value for key, value in wanted.items() if key not in url.query}
+
+
 def _describe_url(url: sa.URL) -> str:
     return url.render_as_string(hide_password=True)
 
@@ -200,7 +218,7 @@ class StateStore:
             raise StateStoreError(
                 f"state.url {url!r} is not a database URL; e.g. sqlite:////var/lib/loopsync/state.db"
             ) from None
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        kwargs: dict[str, Any] = {"pool_pre_ping": True, "connect_args": _connect_args(parsed)}
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database or ""
             if read_only:
@@ -509,6 +527,7 @@ class StateStore:
                 .where(outbox.c.state == OutboxState.SENDING)
                 .values(
                     state=OutboxState.UNCERTAIN,
+                    attempts=outbox.c.attempts + 1,
                     finished_at=now,
                     last_error="loopsync stopped while sending it: it may have reached Loop",
                 )

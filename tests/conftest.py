@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +19,11 @@ TEST_TOKEN = "tok-S3CRET-7f3a9c21"
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 MARIADB_ADMIN_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
 
-_RUN_ID = uuid.uuid4().hex[:8]
+# The start time is part of every database name, so a later run can drop what a killed
+# run (Ctrl-C, a timeout) left behind.
+_STARTED = int(time.time())
+_RUN_ID = f"t{_STARTED}_{uuid.uuid4().hex[:6]}"
+_STALE_AFTER = 6 * 3600
 _LOG_CAPTURE = Path(f"/tmp/loopsync-test-log-{_RUN_ID}.txt")
 
 
@@ -54,6 +60,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = 1
 
 
+def _stale(names: object) -> list[str]:
+    """Test databases of runs that started hours ago and were killed before cleaning up."""
+    stale = []
+    for name in names:  # type: ignore[attr-defined]
+        match = re.fullmatch(r"loopsync_t(\d+)_[0-9a-f]{6}_[0-9a-f]{6}", str(name))
+        if match and _STARTED - int(match[1]) > _STALE_AFTER:
+            stale.append(str(name))
+    return stale
+
+
 def _unique_name(prefix: str) -> str:
     return f"{prefix}_{_RUN_ID}_{uuid.uuid4().hex[:6]}"
 
@@ -63,6 +79,10 @@ def make_pg_database() -> Iterator[Callable[[], str]]:
     """A factory of fresh PostgreSQL databases (URL returned), all dropped at the end."""
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     created: list[str] = []
+    with admin.connect() as conn:
+        names = conn.execute(sa.text("SELECT datname FROM pg_database")).scalars()
+        for name in _stale(names):
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
     def make() -> str:
         name = _unique_name("loopsync")
@@ -83,6 +103,9 @@ def make_mariadb_database() -> Iterator[Callable[[], str]]:
     """A factory of fresh MariaDB databases (name returned), all dropped at the end."""
     admin = sa.create_engine(MARIADB_ADMIN_URL, isolation_level="AUTOCOMMIT")
     created: list[str] = []
+    with admin.connect() as conn:
+        for name in _stale(conn.execute(sa.text("SHOW DATABASES")).scalars()):
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
 
     def make() -> str:
         name = _unique_name("loopsync")

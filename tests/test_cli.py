@@ -121,6 +121,7 @@ def test_dry_run_prints_masked_actions_and_writes_nothing(setup: Setup):
     assert "G1 upsert" in result.stdout
     assert "Ñúñez-Øberg" not in result.stdout
     assert "2 actions would be queued" in result.stdout
+    assert setup.run("--sync-now", "--wait", "-1").returncode == ExitCode.USAGE
     assert not setup.state.exists()
     assert setup.simulator.received == []
 

@@ -235,3 +235,23 @@ def test_values_that_would_crash_later_are_refused_now(tmp_path: Path, text: str
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, text))
     assert [problem.split(": ")[1] for problem in caught.value.problems] == [key]
+
+
+def test_a_password_in_the_state_url_is_a_secret_too(tmp_path: Path):
+    with pytest.raises(
+        ConfigError, match=r"state.url: contains a password in a world-readable file"
+    ):
+        load_config(
+            write(tmp_path, '[state]\nurl = "postgresql+psycopg://u:s3cret@h/db"\n', mode=0o644)
+        )
+
+
+def test_a_bad_value_from_the_environment_is_blamed_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("LOOPSYNC_PMS__MODE", "fulll")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, '[pms]\nmode = "full"\n'))
+    assert caught.value.problems[0].startswith(
+        "environment variable LOOPSYNC_PMS__MODE: pms.mode: "
+    )

@@ -231,3 +231,12 @@ def test_a_schema_1_store_is_migrated(store_url: str):
         ).scalar()
     assert version == str(SCHEMA_VERSION)
     store.close()
+
+
+def test_a_state_store_server_that_never_answers_times_out():
+    from loopsync.store import _connect_args
+
+    pg = _connect_args(sa.make_url("postgresql+psycopg://u@h/db"))
+    assert (pg["connect_timeout"], pg["keepalives"]) == (15, 1)
+    assert _connect_args(sa.make_url("mysql+pymysql://u@h/db"))["read_timeout"] == 120
+    assert _connect_args(sa.make_url("sqlite:///x.db")) == {}
