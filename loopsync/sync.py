@@ -49,6 +49,7 @@ class CycleSummary:
     started_at: datetime
     rows_read: int = 0
     rejected: int = 0
+    rejected_first_time: int = 0  # rejections not reported by an earlier cycle
     planned: Counter[str] = field(default_factory=Counter)
     skipped_events: int = 0
     cancellations: int = 0
@@ -65,7 +66,7 @@ class CycleSummary:
         delivery = self.delivery
         return (
             self.ok
-            and not self.rejected
+            and not self.rejected_first_time
             and not self.planned
             and not self.skipped_events
             and (delivery is None or (not delivery.delivered and not delivery.dropped))
@@ -188,6 +189,7 @@ class Syncer:
                 # Said once per process: a bad row in a full read would repeat every minute.
                 seen = (mapped.reservation_id, mapped.reason) in self._rejections_told
                 self._rejections_told.add((mapped.reservation_id, mapped.reason))
+                summary.rejected_first_time += not seen
                 log.log(
                     logging.DEBUG if seen else logging.WARNING,
                     "reservation %s rejected: %s",

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from loopsync.delivery import DeliveryReport
 from loopsync.rules import Clock
-from loopsync.sync import _later, _warn_if_ahead
+from loopsync.sync import CycleSummary, _later, _warn_if_ahead
 
 CLOCK = Clock(datetime(2026, 12, 3, 12, 0, tzinfo=UTC), ZoneInfo("Europe/Amsterdam"))  # 13:00 local
 
@@ -35,3 +36,12 @@ def test_a_cursor_far_in_the_future_is_flagged(caplog, newest, warned):
     caplog.set_level(logging.WARNING, logger="loopsync.sync")
     _warn_if_ahead(newest, CLOCK, "modified_at")
     assert ("more than an hour ahead of now" in caplog.text) is warned
+
+
+def test_a_cycle_whose_only_news_is_an_old_rejection_is_idle():
+    summary = CycleSummary(
+        kind="sync", started_at=CLOCK.now, rows_read=5, rejected=1, delivery=DeliveryReport()
+    )
+    assert summary.idle
+    summary.rejected_first_time = 1
+    assert not summary.idle
